@@ -53,6 +53,12 @@ class Substance:
     cas: str | None = None
     synonyms: tuple[str, ...] = ()
     abbreviations: tuple[str, ...] = ()
+    reference: str = ""
+
+    @property
+    def cites(self) -> str:
+        """What an officer should look up: the Annex I provision, or the list that holds it instead."""
+        return self.provision or self.reference
 
 
 @dataclass(frozen=True)
@@ -170,7 +176,8 @@ def merge(annex: list[Substance], curated: Iterable[Curated], controls: ControlL
         adds = extra.pop(s.provision, [])
         synonyms = _dedupe([*s.synonyms, *(x for c in adds for x in c.synonyms)], exclude=s.name)
         abbreviations = _dedupe([*s.abbreviations, *(x for c in adds for x in c.abbreviations)], exclude=s.name)
-        merged.append(Substance(s.name, s.provision, s.kind, s.cas, synonyms, abbreviations))
+        cas = s.cas or next((c.cas for c in adds if c.cas), None)
+        merged.append(Substance(s.name, s.provision, s.kind, cas, synonyms, abbreviations))
     for entries in extra.values():
         for c in entries:
             merged.append(
@@ -281,9 +288,32 @@ def crossref_cwc(substances: list[Substance], cwc_csv: Path) -> dict[str, list[s
     return found
 
 
+def schedule_one(cwc_csv: Path, listed: set[str]) -> list[Substance]:
+    """CWC Schedule 1 agents that Annex I leaves to the military list: named agents are never ignored."""
+    out: list[Substance] = []
+    with cwc_csv.open(encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            cas = (row.get("cas") or "").strip()
+            if row["schedule"] != "1" or not cas or cas in listed or not is_valid_cas(cas):
+                continue
+            common, _, systematic = re.sub(r"\s*(example listed.*|\[.*?\])$", "", row["name"]).rpartition(": ")
+            synonyms = (systematic,) if common else ()
+            name = common or systematic
+            abbreviations: tuple[str, ...] = ()
+            if name.isupper() and len(name) <= 4:  # VX, HN1: short codes need chemical context
+                name, abbreviations, synonyms = systematic, (name,), ()
+            reference = f"CWC Schedule 1{row['part']}.{row['item']} (EU Common Military List ML7)"
+            out.append(Substance(name, "", "chemical", cas, synonyms, abbreviations, reference))
+    return out
+
+
 @lru_cache(maxsize=4)
 def load(data_dir: Path) -> Watchlist:
-    """The watch list: Annex I substances plus every curated file in ``data_dir/watchlist``."""
+    """The watch list: Annex I substances, curated synonyms, and the CWC Schedule 1 agents Annex I omits."""
+    data_dir = Path(data_dir)
     controls = load_controllist(data_dir)
-    curated = [c for p in sorted((Path(data_dir) / "watchlist").glob("*.yaml")) for c in read_curated(p)]
-    return Watchlist(merge(from_annex(controls), curated, controls))
+    curated = [c for p in sorted((data_dir / "watchlist").glob("*.yaml")) for c in read_curated(p)]
+    substances = merge(from_annex(controls), curated, controls)
+    listed = {s.cas for s in substances if s.cas}
+    cwc = data_dir / "reference" / "cwc-schedules" / "cwc_schedules.csv"
+    return Watchlist(substances + schedule_one(cwc, listed))

@@ -44,7 +44,7 @@ KIND_CATEGORY = {
 # HS headings whose goods are controlled as such (arms and munitions), or that name controlled
 # materials outright: never used as negatives.
 MILITARY_HS = ("93", "8710", "890610")
-CONTROLLED_HS = ("2612", "2844", "2845", "3601", "3602", "3603", "8401", "880260", "930")
+CONTROLLED_HS = ("2612", "2844", "2845", "3601", "3602", "3603", "8401", "880260")
 
 POSITIVES_PER_ITEM = 36
 ROWS_PER_TWIN = 12
@@ -259,6 +259,9 @@ def _pack_kind(item: Item) -> str:
     return "unit"
 
 
+_CLAUSE = re.compile(r"^(WITH|FOR|IN|AT|ON|TO|BY|W/|F/|ABOVE|BELOW|UP TO|MAX|MIN)\b", re.IGNORECASE)
+
+
 def _compose(
     rng: random.Random,
     names: Sequence[str],
@@ -270,7 +273,8 @@ def _compose(
     slots = [s for s in attributes if attributes[s] and (s in must or rng.random() < 0.55)]
     rng.shuffle(slots)
     values = [rng.choice(attributes[s]) for s in slots]
-    before = [v for v in values if rng.random() < 0.3]
+    # Short attributes may lead ("HASTELLOY C-276 REACTOR"); clauses ("WITH ...", "FOR ...") follow the noun.
+    before = [v for v in values if len(v.split()) <= 3 and not _CLAUSE.match(v) and rng.random() < 0.35]
     after = [v for v in values if v not in before]
     sep = rng.choice((", ", " ", ", ", " - ", "; "))
     parts = [" ".join([*before, name]).strip(), *after]
@@ -410,12 +414,14 @@ def _trade_style(description: str) -> str:
     """An HS subheading description rewritten the way a trader would declare the goods."""
     text = re.sub(r"\([^)]*\)", "", description)
     segments = [s.strip(" ,.") for s in text.split(";") if s.strip(" ,.")]
-    segments = [s for s in segments if not re.match(r"^(other|n\.e\.c|not elsewhere|whether or not)", s, re.I)]
+    segments = [
+        s for s in segments if not re.match(r"^(other|n\.e\.c|not elsewhere|whether or not|parts thereof)", s, re.I)
+    ]
     if not segments:
         return ""
     head, *rest = segments
-    words = " ".join([*rest[:1], head]).split()
-    return " ".join(words[:10]).upper()
+    words = " ".join([head, *rest[:1]]).split()
+    return " ".join(words[:10]).strip(" ,").upper()
 
 
 def _hs_rows(data_dir: Path) -> list[tuple[str, str]]:
