@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -61,14 +61,141 @@ def corpus(
     )
 
 
+def _print_frame(frame: Any, title: str) -> None:
+    table = Table(title=title)
+    for col in frame.columns:
+        table.add_column(str(col), justify="left" if frame[col].dtype == object else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+
+
+@app.command()
+def train(
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", help="estimator parameter KEY=VALUE")] = None,
+    candidate: Annotated[list[str] | None, typer.Option("--candidate", "-c", help="train only these")] = None,
+    register: Annotated[bool, typer.Option(help="register the best candidate")] = True,
+) -> None:
+    """Train every candidate, log one MLflow run each, register the best as the challenger."""
+    from training import train as train_module
+
+    settings = get_settings()
+    try:
+        params = train_module.parse_params(param or [])
+        outcomes = train_module.run(settings, params, candidate, register=register, console=console)
+    except (ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    _print_frame(train_module.comparison(outcomes), "candidates (best on validation first)")
+
+
+@app.command()
+def evaluate(
+    file: Annotated[Path, typer.Argument(help="labelled CSV: description,label[,id,hs_code,category,provision]")],
+    model: Annotated[str | None, typer.Option(help="model URI or directory (default: the champion)")] = None,
+    out: Annotated[Path | None, typer.Option(help="write the metrics as JSON here")] = None,
+) -> None:
+    """Evaluate a model on a labelled CSV and print the metrics."""
+    import json
+
+    from training import evaluate as evaluate_module
+    from training.catalog import load_model
+
+    settings = get_settings()
+    try:
+        frame = evaluate_module.read_labelled(file)
+        flagger, info = load_model(model or settings.model_uri, settings)
+    except (evaluate_module.EvaluationInputError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    result = evaluate_module.evaluate(flagger, frame, file.stem, seed=settings.seed)
+    metrics = evaluate_module.table([result]).reset_index(names="metric")
+    _print_frame(metrics, f"{file.name} with {info.get('uri', model)}")
+    if not result.per_category.empty:
+        _print_frame(result.per_category, "recall per category")
+    target = out or file.with_suffix(".metrics.json")
+    target.write_text(json.dumps(evaluate_module.as_json(result), indent=2), encoding="utf-8")
+    console.print(f"wrote {target}")
+
+
+@app.command()
+def promote(version: Annotated[str | None, typer.Argument(help="version (default: the challenger)")] = None) -> None:
+    """Make a version the champion if it is at least as good on test and dev-eval and flags every canary."""
+    from training import catalog
+
+    settings = get_settings()
+    try:
+        moved, results, message = catalog.promote(settings, version)
+    except LookupError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    table = Table(title="promotion gates")
+    for col in ("gate", "challenger", "champion", "passed"):
+        table.add_column(col)
+    for g in results:
+        table.add_row(g.name, f"{g.challenger:.4f}", f"{g.champion:.4f}", "yes" if g.passed else "[red]no[/red]")
+    console.print(table)
+    console.print(message)
+    if not moved:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback() -> None:
+    """Move the champion back to the version it replaced."""
+    from training import catalog
+
+    try:
+        console.print(catalog.rollback(get_settings()))
+    except LookupError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def score(
+    input_csv: Annotated[Path, typer.Argument(help="CSV with a description column (id, hs_code optional)")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the scored CSV")],
+    model: Annotated[str | None, typer.Option(help="model URI or directory (default: the champion)")] = None,
+    explain: Annotated[bool, typer.Option(help="add the explanation as JSON")] = False,
+    batch_size: Annotated[int, typer.Option(help="rows per batch")] = 256,
+) -> None:
+    """Score a CSV of descriptions in batches; rows that cannot be scored are reported, never dropped."""
+    from training import batch
+    from training.catalog import load_model
+
+    settings = get_settings()
+    try:
+        frame = batch.read(input_csv)
+        flagger, info = load_model(model or settings.model_uri, settings)
+    except (batch.BatchInputError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    scored, rejected = batch.score(flagger, frame, explain=explain, batch_size=batch_size, console=console)
+    scored.to_csv(output, index=False)
+    console.print(
+        f"scored {len(scored)} rows with {info.get('uri')} -> {output}; {int(scored['flagged'].sum())} flagged"
+    )
+    if rejected:
+        console.print(f"[yellow]{len(rejected)} rows not scored[/yellow] (see the 'error' column):")
+        for row_id, reason in rejected[:20]:
+            console.print(f"  {row_id}: {reason}")
+
+
 @app.command()
 def up() -> None:
-    """The main job: build the corpus on first run, then train and serve as far as they exist."""
+    """The main job: build the corpus and train on first run, then serve as far as that exists."""
+    from training.catalog import champion_exists
+
     settings = get_settings()
     if not (settings.corpus / "train.parquet").is_file():
         corpus(out=None, seed=None)
     else:
         console.print(f"corpus found in {settings.corpus}; `dualscreen corpus` rebuilds it")
+    if not champion_exists(settings):
+        train(param=None, candidate=None, register=True)
+    else:
+        console.print(f"champion found for {settings.model_name}; `dualscreen train` trains a challenger")
 
 
 def main() -> None:

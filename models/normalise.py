@@ -54,6 +54,7 @@ _UNIT_OF = {alias: canonical for canonical, aliases in _UNITS.items() for alias 
 _UNIT_RE = re.compile(
     r"(?<![\w.])(\d+(?:\.\d+)?)\s?(" + "|".join(sorted(map(re.escape, _UNIT_OF), key=len, reverse=True)) + r")(?![\w])"
 )
+_SPACES = re.compile(r"\s+")
 _THOUSANDS = re.compile(r"(?<=\d)[, ](?=\d{3}(?!\d))")
 _DECIMAL_COMMA = re.compile(r"(?<=\d),(?=\d{1,2}(?!\d))")
 
@@ -78,8 +79,12 @@ class _Builder:
     """Characters with their origins; each edit keeps the map to the original text."""
 
     def __init__(self, text: str) -> None:
-        self.chars: list[str] = []
-        self.origin: list[int] = []
+        if text.isascii():  # NFKC leaves ASCII alone, and lower() maps it one to one
+            self.chars: list[str] = list(text.lower())
+            self.origin: list[int] = list(range(len(text)))
+            return
+        self.chars = []
+        self.origin = []
         for i, ch in enumerate(text):
             for out in unicodedata.normalize("NFKC", ch).lower():
                 self.chars.append(out)
@@ -107,9 +112,20 @@ class _Builder:
                 continue
             chars += self.chars[pos : m.start()]
             origin += self.origin[pos : m.start()]
+            old = m.group(0)
             span = self.origin[m.start() : m.end()] or [self.origin[m.start() - 1] if m.start() else 0]
-            # Spread the new characters over the replaced span, so offsets stay inside it.
-            origin += [span[min(len(span) - 1, k * len(span) // max(len(new), 1))] for k in range(len(new))]
+            # Characters kept at either end keep their own origin; the changed middle is spread over its span.
+            head = 0
+            while head < min(len(old), len(new)) and old[head] == new[head]:
+                head += 1
+            tail = 0
+            while tail < min(len(old), len(new)) - head and old[-1 - tail] == new[-1 - tail]:
+                tail += 1
+            middle = span[head : len(span) - tail] or [span[min(head, len(span) - 1)]]
+            width = len(new) - head - tail
+            origin += span[:head]
+            origin += [middle[min(len(middle) - 1, k * len(middle) // max(width, 1))] for k in range(width)]
+            origin += span[len(span) - tail :] if tail else []
             chars += list(new)
             pos = m.end()
             count += 1
@@ -120,17 +136,12 @@ class _Builder:
 
 
 def _fold_homoglyphs(b: _Builder) -> int:
+    """Fold look-alike letters in words that mix scripts ("ТНIODIGLYCOL"); Russian or Greek words stay as written."""
     text = b.text
-    latin = len(_LATIN.findall(text))
-    foreign = len(_FOREIGN.findall(text))
-    mostly_latin = latin > foreign
     folded = 0
     for m in _WORD.finditer(text):
         word = m.group(0)
-        if not _FOREIGN.search(word):
-            continue
-        # Fold a word that mixes scripts, or a look-alike word inside Latin text; leave Russian or Greek text alone.
-        if not (_LATIN.search(word) or (mostly_latin and all(c in HOMOGLYPHS or not c.isalpha() for c in word))):
+        if not (_FOREIGN.search(word) and _LATIN.search(word)):
             continue
         for i in range(m.start(), m.end()):
             if b.chars[i] in HOMOGLYPHS:
@@ -143,17 +154,17 @@ def normalise(description: str) -> Normalised:
     """NFKC, lower case, invisible and bidi characters removed, homoglyphs folded, spacing and units canonical."""
     b = _Builder(description)
     notes: list[str] = []
-    removed = b.drop(lambda _, c: c not in INVISIBLE and unicodedata.category(c) != "Cf")
-    if removed:
-        notes.append(f"{removed} invisible or bidi character{'s' if removed > 1 else ''} removed")
-    folded = _fold_homoglyphs(b)
-    if folded:
-        notes.append(f"{folded} look-alike letter{'s' if folded > 1 else ''} folded to Latin")
+    if not description.isascii():
+        removed = b.drop(lambda _, c: c not in INVISIBLE and unicodedata.category(c) != "Cf")
+        if removed:
+            notes.append(f"{removed} invisible or bidi character{'s' if removed > 1 else ''} removed")
+        folded = _fold_homoglyphs(b)
+        if folded:
+            notes.append(f"{folded} look-alike letter{'s' if folded > 1 else ''} folded to Latin")
     rejoined = b.sub(_SPACED, lambda m: re.sub(r"[ .\-]", "", m.group(0)))
     if rejoined:
         notes.append("spaced-out letters re-joined")
-    b.drop(lambda i, c: not (c.isspace() and (i == 0 or b.chars[i - 1].isspace())))
-    b.sub(re.compile(r"\s"), lambda m: " ")
+    b.sub(_SPACES, lambda m: " ")
     b.sub(_THOUSANDS, lambda m: "")
     b.sub(_DECIMAL_COMMA, lambda m: ".")
     b.sub(_UNIT_RE, lambda m: f"{m.group(1)} {_UNIT_OF[m.group(2)]}")

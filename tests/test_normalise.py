@@ -57,3 +57,7 @@ def test_normalise_every_origin_is_inside_the_input() -> None:
     result = normalise(original)
     assert len(result.origin) == len(result.text)
     assert all(0 <= o < len(original) for o in result.origin)
+
+
+def test_normalise_keeps_russian_words_inside_latin_text() -> None:
+    assert "в заводской упаковке" in normalise("SMARTPHONES в заводской упаковке AS PER INVOICE").text

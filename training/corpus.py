@@ -141,13 +141,14 @@ MATERIAL_PACKS = (
 CONTAINERS = ("20GP", "40HC", "40GP", "20'", "40'HC", "40OT", "20OT", "40FR")
 PKG_WORDS = ("PKGS", "PACKAGES", "CTNS", "CARTONS", "PLTS", "PALLETS", "CASES", "WOODEN CASES", "CRATES", "SKIDS")
 PORTS = ("SHANGHAI", "NINGBO", "JEBEL ALI", "HAMBURG", "ROTTERDAM", "MERSIN", "BUSAN", "NHAVA SHEVA", "FELIXSTOWE")
+FREIGHT = ("FREIGHT PREPAID", "FREIGHT COLLECT", "SHIPPED ON BOARD", "CLEAN ON BOARD", "FRT PPD", "")
 INCOTERMS = ("FOB", "CIF", "CFR", "EXW", "DAP", "FCA", "CIP")
 COVERS = (
     ("SPARE PARTS", "847990"), ("MACHINERY PARTS", "848790"), ("INDUSTRIAL CHEMICALS", "382499"),
-    ("LAB EQUIPMENT", "902780"), ("FUEL ADDITIVE", "381190"), ("PAINT", "320890"), ("ELECTRONIC PARTS", "854890"),
+    ("LAB EQUIPMENT", "902780"), ("AUTO PARTS", "870899"), ("CLEANING AGENT", "340290"), ("ELECTRONIC PARTS", "854890"),
     ("GENERAL CARGO", ""), ("SAMPLES", ""), ("TEXTILE AUXILIARY", "380991"), ("HOUSEHOLD GOODS", "732393"),
-    ("OILFIELD EQUIPMENT", "843143"), ("TOYS", "950300"), ("GAME CONSOLE ACCESSORIES", "950450"),
-    ("REFRACTORY BRICKS", "690220"), ("WATER TREATMENT CHEMICAL", "382499"), ("AGRICULTURAL MACHINERY", "843290"),
+    ("HARDWARE", "731829"), ("TOYS", "950300"), ("PLASTIC PRODUCTS", "392690"), ("KITCHEN EQUIPMENT", "841981"),
+    ("COSMETIC RAW MATERIAL", "330499"), ("WATER TREATMENT CHEMICAL", "382499"), ("AGRICULTURAL MACHINERY", "843290"),
 )  # fmt: skip
 
 
@@ -201,6 +202,9 @@ def _wrap(rng: random.Random, core: str, hs: str) -> str:
         f"CONSOLIDATION AS PER ATTACHED MANIFEST HAWB {_number(rng, 'HAWB')} {core}",
         f"{core} {rng.choice(INCOTERMS)} {rng.choice(PORTS)}",
         f"{core} {hs_part}",
+        f"{core} {hs_part} NET WT {gw} KG GROSS WT {gw + n * 7} KG {rng.choice(FREIGHT)}",
+        f"{core} {rng.choice(INCOTERMS)} {rng.choice(PORTS)} L/C NO. {_number(rng, 'LC')} {rng.choice(FREIGHT)}",
+        f"{n} {pkg} {core} TOTAL NW {gw} KGS TOTAL GW {gw + n * 5} KGS {rng.choice(FREIGHT)}",
     )
     return re.sub(r"\s+", " ", rng.choice(templates)).strip()
 
@@ -368,7 +372,9 @@ def _from_lexicon(
                 for _ in range(ROWS_PER_TWIN):
                     # Every twin row carries at least one disqualifying value.
                     must = [rng.choice(must_one)] if must_one else []
-                    core = _compose(rng, names, attributes, must, twin.uses or item.uses)
+                    # Other goods keep only their own stated uses; the same goods may keep the item's.
+                    uses = twin.uses or ([] if twin.names else item.uses)
+                    core = _compose(rng, names, attributes, must, uses)
                     if twin.cas and rng.random() < 0.15:
                         core = f"{core} CAS {twin.cas}"
                     if ordinary and rng.random() < 0.08:
@@ -404,8 +410,7 @@ def _from_watchlist(
                 core = rng.choice(names)
                 if s.abbreviations and rng.random() < 0.2:
                     core = f"{rng.choice(s.abbreviations)} ({core})"
-            purity = rng.choice(("", "", "99%", "98% MIN", "TECH GRADE", "REAGENT GRADE", "99.5%"))
-            core = f"{core} {purity}".strip() if kind == "bulk" else core
+            core = f"{core} {rng.choice(GRADES)}".strip() if kind == "bulk" else core
             text, hs = _dress(rng, core, kind, [])
             yield _Draft(text, hs, 1, category, s.provision, "watchlist", group)
 
@@ -430,6 +435,28 @@ def _hs_rows(data_dir: Path) -> list[tuple[str, str]]:
         return [(r["hscode"], r["description"]) for r in csv.DictReader(fh) if r["level"] == "6"]
 
 
+GRADES = ("", "", "", "99%", "98% MIN", "TECH GRADE", "REAGENT GRADE", "99.5%", "INDUSTRIAL GRADE", "AR GRADE")
+
+
+def _hs_pack_kind(hs: str) -> str:
+    """Packaging that suits an HS chapter, so packaging says nothing about the label."""
+    chapter = int(hs[:2]) if hs[:2].isdigit() else 0
+    if 25 <= chapter <= 40 or chapter <= 24:
+        return "bulk"
+    if 68 <= chapter <= 83 or 50 <= chapter <= 60:
+        return "material"
+    if chapter in (85, 90):
+        return "part"
+    return "unit"
+
+
+def _graded(rng: random.Random, core: str, hs: str) -> str:
+    """Chemicals of chapters 28, 29 and 38 carry a grade as often as the watch-list lines do."""
+    if hs[:2] in ("28", "29", "38"):
+        return f"{core} {rng.choice(GRADES)}".strip()
+    return core
+
+
 def _from_hs(rng: random.Random, data_dir: Path, watchlist: Watchlist, rejected: Counter[str]) -> Iterator[_Draft]:
     for hs, description in _hs_rows(data_dir):
         core = _trade_style(description)
@@ -442,12 +469,11 @@ def _from_hs(rng: random.Random, data_dir: Path, watchlist: Watchlist, rejected:
         if watchlist.match(core):
             rejected["hs2022: names a watch-list substance"] += 1
             continue
+        text, declared = _dress(rng, _graded(rng, core, hs), _hs_pack_kind(hs), [hs], cover=False)
         if hs.startswith(MILITARY_HS):
-            text, declared = _dress(rng, core, "unit", [hs], cover=False)
             yield _Draft(text, declared, 1, "military", "", "hs2022", f"hs:{hs[:4]}")
-            continue
-        text, declared = _dress(rng, core, "unit", [hs], cover=False)
-        yield _Draft(text, declared, 0, "none", "", "hs2022", f"hs:{hs[:4]}")
+        else:
+            yield _Draft(text, declared, 0, "none", "", "hs2022", f"hs:{hs[:4]}")
 
 
 def _fpo_rows(data_dir: Path) -> Iterator[tuple[str, str, str]]:
@@ -475,7 +501,9 @@ def _from_fpo(rng: random.Random, data_dir: Path, watchlist: Watchlist, rejected
         hs = code if len(code) == 6 and code.isdigit() else ""
         label, category = (1, "military") if code.startswith(MILITARY_HS) else (0, "none")
         if rng.random() < 0.5:
-            dressed, declared = _dress(rng, text, "unit", [hs] if hs else [], cover=False)
+            dressed, declared = _dress(
+                rng, _graded(rng, text, code), _hs_pack_kind(code), [hs] if hs else [], cover=False
+            )
         else:
             dressed, declared = text, hs
         yield _Draft(dressed, declared, label, category, "", source, f"hs:{code[:4]}")
@@ -487,10 +515,28 @@ def _from_multilingual(rng: random.Random, data_dir: Path) -> Iterator[_Draft]:
         return
     for entry in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
         for k in range(3):
-            text, hs = _dress(rng, entry["text"], "unit", [entry["hs"]] if entry.get("hs") else [], cover=False)
+            hs_choices = [entry["hs"]] if entry.get("hs") else []
+            text, hs = _dress(rng, entry["text"], _hs_pack_kind(entry.get("hs", "")), hs_choices, cover=False)
             yield _Draft(
                 text if k else entry["text"], hs, 0, "none", "", "multilingual", f"hs:{entry.get('hs', '')[:4]}"
             )
+
+
+ROWS_PER_ORDINARY = 8
+
+
+def _from_ordinary(rng: random.Random, data_dir: Path) -> Iterator[_Draft]:
+    """Ordinary goods with specifications, composed and dressed exactly like controlled goods."""
+    path = data_dir / "negatives" / "ordinary.yaml"
+    if not path.is_file():
+        return
+    for family in yaml.safe_load(path.read_text(encoding="utf-8")) or []:
+        hs = [str(h) for h in family.get("hs", [])]
+        attributes = {k: [str(v) for v in vs] for k, vs in (family.get("attributes") or {}).items()}
+        for _ in range(ROWS_PER_ORDINARY):
+            core = _compose(rng, family["names"], attributes, [], family.get("uses") or [])
+            text, declared = _dress(rng, core, _hs_pack_kind(hs[0] if hs else ""), hs)
+            yield _Draft(text, declared, 0, "none", "", "ordinary", f"ordinary:{family['id']}")
 
 
 def _ordinary_snippets(data_dir: Path) -> list[str]:
@@ -552,6 +598,7 @@ def build(data_dir: Path, seed: int = 13) -> tuple[dict[str, pd.DataFrame], Coun
         *_from_hs(rng, data_dir, watchlist, rejected),
         *_from_fpo(rng, data_dir, watchlist, rejected),
         *_from_multilingual(rng, data_dir),
+        *_from_ordinary(rng, data_dir),
     ]
     for d in drafts:
         if d.provision and d.provision not in controls:

@@ -1,0 +1,336 @@
+"""The flagger: TF-IDF, sentence embedding, watch list and provision retrieval, stacked and calibrated.
+
+Every candidate is a ``Flagger`` with a subset of ``parts``; the default uses all four. Each part
+contributes features to a small logistic-regression stacker, trained on out-of-fold predictions
+of the training split (grouped, so an item never scores itself). ``calibrate`` then fits a Platt
+scaling on the validation split and picks the decision threshold there for the target recall.
+A category head names the family of controlled goods a description resembles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_curve
+from sklearn.model_selection import GroupKFold
+
+from models.controllist import ControlList
+from models.encoder import encode
+from models.normalise import Normalised, normalise
+from models.retrieval import Match, ProvisionIndex
+from models.text import prepare
+from models.tfidf import Token, attribute
+from models.tfidf import build as build_tfidf
+from models.watchlist import Hit, Watchlist
+
+PARTS = ("tfidf", "embedding", "watchlist", "retrieval")
+CONTROLLED_CATEGORIES = (
+    "chemical",
+    "biological",
+    "nuclear",
+    "missile",
+    "military",
+    "materials",
+    "materials_processing",
+    "electronics",
+    "computers",
+    "telecom_crypto",
+    "sensors_lasers",
+    "navigation_avionics",
+    "marine",
+    "aerospace_propulsion",
+)
+
+
+@dataclass
+class Result:
+    """A scored description and, when asked, why."""
+
+    score: float
+    flagged: bool
+    category: str
+    categories: dict[str, float]
+    provisions: list[Match] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    tokens: list[Token] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    out: np.ndarray = np.log(p / (1 - p))
+    return out
+
+
+def recall_threshold(y: np.ndarray, scores: np.ndarray, recall: float) -> float:
+    """The highest threshold whose recall on (y, scores) is at least ``recall``."""
+    _, recalls, thresholds = precision_recall_curve(y, scores)
+    ok = np.where(recalls[:-1] >= recall)[0]
+    if not len(ok):
+        return float(thresholds.min())
+    return float(thresholds[ok.max()])
+
+
+class Flagger(BaseEstimator):  # type: ignore[misc]
+    """A calibrated screening model over the chosen ``parts``."""
+
+    def __init__(
+        self,
+        parts: tuple[str, ...] = PARTS,
+        tfidf: Any = None,
+        embedding_head: Any = None,
+        retrieval: Any = None,
+        stacker: Any = None,
+        category_head: Any = None,
+        folds: int = 3,
+        target_recall: float = 0.95,
+        controls: Any = None,
+        watchlist: Any = None,
+    ) -> None:
+        self.parts = parts
+        self.tfidf = tfidf
+        self.embedding_head = embedding_head
+        self.retrieval = retrieval
+        self.stacker = stacker
+        self.category_head = category_head
+        self.folds = folds
+        self.target_recall = target_recall
+        self.controls = controls
+        self.watchlist = watchlist
+
+    # ----- construction ------------------------------------------------------------------------
+
+    def _defaults(self) -> None:
+        unknown = set(self.parts) - set(PARTS)
+        if unknown or not self.parts:
+            raise ValueError(f"parts must be a non-empty subset of {PARTS}; got {self.parts}")
+        if ("watchlist" in self.parts) and self.watchlist is None:
+            raise ValueError("the watchlist part needs watchlist=Watchlist")
+        if ("retrieval" in self.parts) and self.controls is None:
+            raise ValueError("the retrieval part needs controls=ControlList")
+        self.tfidf_ = clone(self.tfidf) if self.tfidf is not None else build_tfidf()
+        self.embedding_head_ = (
+            clone(self.embedding_head)
+            if self.embedding_head is not None
+            else LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000)
+        )
+        self.retrieval_ = (
+            clone(self.retrieval) if self.retrieval is not None else ProvisionIndex(controls=self.controls)
+        )
+        if self.retrieval_.controls is None:
+            self.retrieval_.set_params(controls=self.controls)
+        self.stacker_ = clone(self.stacker) if self.stacker is not None else LogisticRegression(C=1.0, max_iter=2000)
+        self.category_head_ = (
+            clone(self.category_head)
+            if self.category_head is not None
+            else LogisticRegression(C=8.0, max_iter=3000, class_weight="balanced")
+        )
+
+    @property
+    def uses_embeddings(self) -> bool:
+        """Whether scoring needs the sentence encoder."""
+        return bool({"embedding", "retrieval"} & set(self.parts))
+
+    # ----- features ----------------------------------------------------------------------------
+
+    def _watch_features(self, texts: Sequence[str], normalised: Sequence[Normalised]) -> np.ndarray:
+        rows = []
+        for text, norm in zip(texts, normalised, strict=True):
+            hits = self.watchlist.match(text, norm)
+            rows.append(
+                [
+                    float(any(h.by != "abbreviation" for h in hits)),
+                    float(any(h.by == "abbreviation" for h in hits)),
+                    float(any(h.by == "cas" for h in hits)),
+                ]
+            )
+        return np.asarray(rows, dtype=np.float64).reshape(len(texts), 3)
+
+    def _features(
+        self,
+        texts: Sequence[str],
+        normalised: Sequence[Normalised],
+        embeddings: np.ndarray | None,
+        tfidf_logit: np.ndarray | None = None,
+        embedding_logit: np.ndarray | None = None,
+    ) -> np.ndarray:
+        columns: list[np.ndarray] = []
+        if "tfidf" in self.parts:
+            if tfidf_logit is None:
+                tfidf_logit = self.tfidf_.decision_function(list(texts))
+            columns.append(np.asarray(tfidf_logit).reshape(-1, 1))
+        if "embedding" in self.parts:
+            if embedding_logit is None:
+                embedding_logit = self.embedding_head_.decision_function(embeddings)
+            columns.append(np.asarray(embedding_logit).reshape(-1, 1))
+        if "watchlist" in self.parts:
+            columns.append(self._watch_features(texts, normalised))
+        if "retrieval" in self.parts:
+            columns.append(self.retrieval_.features(list(texts), embeddings))
+        return np.hstack(columns)
+
+    def _category_matrix(self, texts: Sequence[str], embeddings: np.ndarray | None) -> Any:
+        blocks: list[Any] = []
+        if "tfidf" in self.parts:
+            union = self.tfidf_.named_steps["features"]
+            blocks.append(union.transform([n.text for n in map(normalise, texts)]))
+        if embeddings is not None and self.uses_embeddings:
+            blocks.append(sp.csr_matrix(embeddings))
+        if not blocks:
+            blocks.append(sp.csr_matrix(self._watch_features(texts, [normalise(t) for t in texts])))
+        return sp.hstack(blocks).tocsr()
+
+    # ----- fitting -----------------------------------------------------------------------------
+
+    def fit(
+        self,
+        X: Sequence[str],
+        y: Sequence[int] | np.ndarray,
+        *,
+        categories: Sequence[str],
+        provisions: Sequence[str],
+        groups: Sequence[str],
+        embeddings: np.ndarray | None = None,
+        encoder: Callable[[Sequence[str]], np.ndarray] = encode,
+    ) -> Flagger:
+        """Fit the parts on the training split, the stacker on their out-of-fold scores, and the category head."""
+        self._defaults()
+        texts = list(X)
+        labels = np.asarray(y, dtype=int)
+        if self.uses_embeddings and embeddings is None:
+            embeddings = encoder(prepare(texts))
+        normalised = [normalise(t) for t in texts]
+        oof_tfidf = np.zeros(len(texts))
+        oof_embed = np.zeros(len(texts))
+        splitter = GroupKFold(n_splits=self.folds)
+        for train_idx, held_idx in splitter.split(texts, labels, groups=list(groups)):
+            if "tfidf" in self.parts:
+                model = clone(self.tfidf_).fit([texts[i] for i in train_idx], labels[train_idx])
+                oof_tfidf[held_idx] = model.decision_function([texts[i] for i in held_idx])
+            if "embedding" in self.parts:
+                assert embeddings is not None
+                head = clone(self.embedding_head_).fit(embeddings[train_idx], labels[train_idx])
+                oof_embed[held_idx] = head.decision_function(embeddings[held_idx])
+        if "tfidf" in self.parts:
+            self.tfidf_.fit(texts, labels)
+        if "embedding" in self.parts:
+            self.embedding_head_.fit(embeddings, labels)
+        if "retrieval" in self.parts:
+            self.retrieval_.fit(
+                texts, list(labels), provisions=list(provisions), embeddings=embeddings, encoder=encoder
+            )
+        features = self._features(texts, normalised, embeddings, oof_tfidf, oof_embed)
+        self.scale_ = features.std(axis=0) + 1e-9
+        self.stacker_.set_params(class_weight="balanced")
+        self.stacker_.fit(features / self.scale_, labels)
+        cats = np.asarray(categories)
+        positive = labels == 1
+        matrix = self._category_matrix(
+            [t for t, p in zip(texts, positive, strict=True) if p],
+            embeddings[positive] if embeddings is not None else None,
+        )
+        self.category_head_.fit(matrix, cats[positive])
+        self.classes_ = np.array([0, 1])
+        self.platt_ = (1.0, 0.0)
+        self.threshold_ = 0.5
+        return self
+
+    def calibrate(
+        self, X: Sequence[str], y: Sequence[int] | np.ndarray, embeddings: np.ndarray | None = None
+    ) -> Flagger:
+        """Platt scaling and the decision threshold, on held-out (validation) data."""
+        texts = list(X)
+        if self.uses_embeddings and embeddings is None:
+            embeddings = encode(prepare(texts))
+        z = self.decision_function(texts, embeddings)
+        platt = LogisticRegression(C=1e4, max_iter=2000).fit(z.reshape(-1, 1), np.asarray(y))
+        self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
+        scores = self.predict_proba(texts, embeddings)[:, 1]
+        self.threshold_ = recall_threshold(np.asarray(y), scores, self.target_recall)
+        return self
+
+    # ----- scoring -----------------------------------------------------------------------------
+
+    def decision_function(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        texts = list(X)
+        if self.uses_embeddings and embeddings is None:
+            embeddings = encode(prepare(texts))
+        features = self._features(texts, [normalise(t) for t in texts], embeddings)
+        out: np.ndarray = self.stacker_.decision_function(features / self.scale_)
+        return out
+
+    def predict_proba(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        a, b = self.platt_
+        p = 1.0 / (1.0 + np.exp(-(a * self.decision_function(X, embeddings) + b)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
+        return (self.predict_proba(X, embeddings)[:, 1] >= self.threshold_).astype(int)
+
+    def categorise(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> list[dict[str, float]]:
+        """Probability of each category of controlled goods, per description."""
+        texts = list(X)
+        if self.uses_embeddings and embeddings is None:
+            embeddings = encode(prepare(texts))
+        proba = self.category_head_.predict_proba(self._category_matrix(texts, embeddings))
+        names = [str(c) for c in self.category_head_.classes_]
+        return [dict(zip(names, map(float, row), strict=True)) for row in proba]
+
+    def score(self, X: Sequence[str], explain: bool = False, threshold: float | None = None) -> list[Result]:
+        """Score descriptions; with ``explain``, cite provisions, watch-list hits and the words that drove it."""
+        texts = list(X)
+        cut = self.threshold_ if threshold is None else threshold
+        normalised = [normalise(t) for t in texts]
+        embeddings = encode([n.text for n in normalised]) if self.uses_embeddings else None
+        features = self._features(texts, normalised, embeddings)
+        a, b = self.platt_
+        scores = 1.0 / (1.0 + np.exp(-(a * self.stacker_.decision_function(features / self.scale_) + b)))
+        categories = self.categorise(texts, embeddings)
+        results = []
+        nearest = (
+            self.retrieval_.nearest(texts, k=3, embeddings=embeddings)
+            if explain and "retrieval" in self.parts
+            else None
+        )
+        for i, (text, norm) in enumerate(zip(texts, normalised, strict=True)):
+            flagged = bool(scores[i] >= cut)
+            result = Result(
+                score=float(scores[i]),
+                flagged=flagged,
+                category=max(categories[i], key=categories[i].__getitem__) if flagged else "none",
+                categories=categories[i],
+                notes=list(norm.notes),
+            )
+            if explain:
+                result.hits = self.watchlist.match(text, norm) if self.watchlist is not None else []
+                result.provisions = nearest[i] if nearest is not None else []
+                result.tokens = self._tokens(text, norm)
+            results.append(result)
+        return results
+
+    def _tokens(self, text: str, norm: Normalised) -> list[Token]:
+        if "tfidf" not in self.parts:
+            return []
+        union = self.tfidf_.named_steps["features"]
+        coef = self.tfidf_.named_steps["clf"].coef_[0]
+        # Express each word's share in the stacker's units: tfidf logit weight over its scale.
+        scale = float(self.stacker_.coef_[0][0] / self.scale_[0]) * self.platt_[0]
+        return [Token(t.text, t.start, t.end, t.weight * scale) for t in attribute(union, coef, text, norm)]
+
+
+def controls_of(flagger: Flagger) -> ControlList:
+    """The control list a flagger cites."""
+    controls: ControlList = flagger.controls
+    return controls
+
+
+def watchlist_of(flagger: Flagger) -> Watchlist:
+    """The watch list a flagger matches."""
+    wl: Watchlist = flagger.watchlist
+    return wl

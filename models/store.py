@@ -1,0 +1,202 @@
+"""Save and load a flagger as a directory of safe formats, with a manifest of sha256 hashes.
+
+Nothing is pickled. Linear heads are NumPy arrays, the TF-IDF pipeline is a skops file loaded with
+an explicit list of trusted types, configuration and indexes are JSON, and the Annex I text and
+watch list the model cites travel with it. ``load`` refuses a directory whose files do not match
+its manifest, or whose skops file asks for a type outside the list.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+from sklearn.linear_model import LogisticRegression
+
+from models.controllist import parse as parse_annex
+from models.encoder import ENCODER_SHA256, sha256_of
+from models.flagger import Flagger
+from models.retrieval import ProvisionIndex
+from models.watchlist import Substance, Watchlist
+
+FORMAT = 1
+MANIFEST = "MANIFEST.json"
+CONFIG = "flagger.json"
+TRUSTED_TYPES = frozenset(
+    {
+        "models.text.Normalise",
+        "sklearn.pipeline.Pipeline",
+        "sklearn.pipeline.FeatureUnion",
+        "sklearn.feature_extraction.text.TfidfVectorizer",
+        "sklearn.feature_extraction.text.TfidfTransformer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "numpy.float64",
+        "numpy.int64",
+        "numpy.dtype",
+        "numpy.ndarray",
+        "scipy.sparse._csr.csr_matrix",
+        "scipy.sparse._dia.dia_matrix",
+        "scipy.sparse._dia.dia_array",
+        "scipy.sparse._csr.csr_array",
+    }
+)
+
+
+class IntegrityError(RuntimeError):
+    """A model directory whose files do not match its manifest, or that asks to run untrusted code."""
+
+
+def _save_linear(path: Path, model: LogisticRegression) -> None:
+    np.savez(path, coef=model.coef_, intercept=model.intercept_, classes=np.asarray(model.classes_).astype(str))
+
+
+def _load_linear(path: Path) -> LogisticRegression:
+    with np.load(path, allow_pickle=False) as arrays:
+        model = LogisticRegression()
+        model.coef_ = arrays["coef"]
+        model.intercept_ = arrays["intercept"]
+        classes = arrays["classes"]
+        model.classes_ = classes.astype(int) if all(c.lstrip("-").isdigit() for c in classes) else classes
+        model.n_features_in_ = model.coef_.shape[1]
+    return model
+
+
+def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``flagger``, the Annex I file it cites (``annex``) and a manifest to ``directory`` (new or empty)."""
+    directory = Path(directory)
+    if directory.exists() and any(directory.iterdir()):
+        raise FileExistsError(f"{directory} is not empty; save a model into a new directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    parts = tuple(flagger.parts)
+    config: dict[str, Any] = {
+        "format": FORMAT,
+        "parts": list(parts),
+        "threshold": flagger.threshold_,
+        "target_recall": flagger.target_recall,
+        "platt": list(flagger.platt_),
+        "scale": flagger.scale_.tolist(),
+        "params": {k: repr(v) for k, v in flagger.get_params(deep=False).items() if k not in ("controls", "watchlist")},
+        "encoder_sha256": ENCODER_SHA256 if flagger.uses_embeddings else None,
+        "metadata": metadata or {},
+    }
+    _save_linear(directory / "stacker.npz", flagger.stacker_)
+    _save_linear(directory / "category_head.npz", flagger.category_head_)
+    if "tfidf" in parts:
+        sio.dump(flagger.tfidf_, directory / "tfidf.skops")
+    if "embedding" in parts:
+        _save_linear(directory / "embedding_head.npz", flagger.embedding_head_)
+    if "retrieval" in parts:
+        index: ProvisionIndex = flagger.retrieval_
+        np.savez(
+            directory / "retrieval.npz",
+            vectors=index.vectors_,
+            is_annex=index.is_annex_,
+            head_coef=index.head_.coef_,
+            head_intercept=index.head_.intercept_,
+        )
+        (directory / "retrieval.json").write_text(
+            json.dumps(
+                {
+                    "codes": index.codes_,
+                    "texts": index.texts_,
+                    "params": {k: v for k, v in index.get_params().items() if k != "controls"},
+                }
+            ),
+            encoding="utf-8",
+        )
+    shutil.copyfile(annex, directory / "annex.json")
+    if flagger.watchlist is not None:
+        substances = [asdict(s) for s in flagger.watchlist.substances]
+        (directory / "watchlist.json").write_text(json.dumps(substances, ensure_ascii=False), encoding="utf-8")
+    (directory / CONFIG).write_text(json.dumps(config, indent=2), encoding="utf-8")
+    files = sorted(p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST)
+    manifest = {"format": FORMAT, "files": {name: sha256_of(directory / name) for name in files}}
+    (directory / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return directory
+
+
+def verify(directory: Path) -> dict[str, str]:
+    """Check every file against the manifest; return the manifest's hashes."""
+    directory = Path(directory)
+    path = directory / MANIFEST
+    if not path.is_file():
+        raise IntegrityError(f"{directory}: no {MANIFEST}; refusing to load a model without hashes")
+    files: dict[str, str] = json.loads(path.read_text(encoding="utf-8"))["files"]
+    present = {p.name for p in directory.iterdir() if p.is_file() and p.name != MANIFEST}
+    if present != set(files):
+        raise IntegrityError(
+            f"{directory}: files differ from the manifest (extra {sorted(present - set(files))}, "
+            f"missing {sorted(set(files) - present)})"
+        )
+    for name, expected in files.items():
+        actual = sha256_of(directory / name)
+        if actual != expected:
+            raise IntegrityError(f"{directory / name}: sha256 {actual} does not match the manifest ({expected})")
+    return files
+
+
+def digest(directory: Path) -> str:
+    """One sha256 naming the model: the hash of its manifest."""
+    return sha256_of(Path(directory) / MANIFEST)
+
+
+def load(directory: Path) -> Flagger:
+    """Load a flagger after verifying every file's hash and the skops file's types."""
+    directory = Path(directory)
+    verify(directory)
+    config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
+    if config.get("format") != FORMAT:
+        raise IntegrityError(f"{directory}: model format {config.get('format')} is not {FORMAT}; retrain")
+    if config.get("encoder_sha256") not in (None, ENCODER_SHA256):
+        raise IntegrityError(f"{directory}: trained with another encoder ({config['encoder_sha256']})")
+    parts = tuple(config["parts"])
+    controls = parse_annex(json.loads((directory / "annex.json").read_text(encoding="utf-8")))
+    watchlist = None
+    if (directory / "watchlist.json").is_file():
+        rows = json.loads((directory / "watchlist.json").read_text(encoding="utf-8"))
+        watchlist = Watchlist(
+            [
+                Substance(**{**r, "synonyms": tuple(r["synonyms"]), "abbreviations": tuple(r["abbreviations"])})
+                for r in rows
+            ]
+        )
+    flagger = Flagger(parts=parts, controls=controls, watchlist=watchlist, target_recall=config["target_recall"])
+    flagger.stacker_ = _load_linear(directory / "stacker.npz")
+    flagger.category_head_ = _load_linear(directory / "category_head.npz")
+    flagger.scale_ = np.asarray(config["scale"])
+    flagger.platt_ = tuple(config["platt"])
+    flagger.threshold_ = float(config["threshold"])
+    flagger.classes_ = np.array([0, 1])
+    if "tfidf" in parts:
+        path = directory / "tfidf.skops"
+        untrusted = set(sio.get_untrusted_types(file=path))
+        if not untrusted <= TRUSTED_TYPES:
+            raise IntegrityError(
+                f"{path}: refusing types outside the trusted list: {sorted(untrusted - TRUSTED_TYPES)}"
+            )
+        flagger.tfidf_ = sio.load(path, trusted=sorted(untrusted))
+    if "embedding" in parts:
+        flagger.embedding_head_ = _load_linear(directory / "embedding_head.npz")
+    if "retrieval" in parts:
+        meta = json.loads((directory / "retrieval.json").read_text(encoding="utf-8"))
+        index = ProvisionIndex(controls=controls, **meta["params"])
+        with np.load(directory / "retrieval.npz", allow_pickle=False) as arrays:
+            index.vectors_ = arrays["vectors"]
+            index.is_annex_ = arrays["is_annex"]
+            head = LogisticRegression()
+            head.coef_, head.intercept_, head.classes_ = arrays["head_coef"], arrays["head_intercept"], np.array([0, 1])
+        index.head_ = head
+        index.classes_ = head.classes_
+        index.codes_ = meta["codes"]
+        index.texts_ = meta["texts"]
+        index._index_lexical()
+        flagger.retrieval_ = index
+    return flagger

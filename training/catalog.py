@@ -1,0 +1,91 @@
+"""Find, load, promote and roll back registered models."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from models import registry, store
+from models.flagger import Flagger
+from models.settings import Settings
+from training import corpus
+from training.evaluate import evaluate, read_labelled
+
+_downloads: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def load_model(uri: str, settings: Settings) -> tuple[Flagger, dict[str, str]]:
+    """A flagger from a local directory or an MLflow URI (``models:/name@alias``), hashes verified."""
+    path = Path(uri)
+    if path.is_dir():
+        return store.load(path), {"uri": str(path), "sha256": store.digest(path)}
+    registry.configure(settings.tracking)
+    tmp = tempfile.TemporaryDirectory(prefix="dualscreen-model-")
+    _downloads.append(tmp)  # kept until exit: the model reads nothing lazily, but callers may re-verify
+    directory, info = registry.download(uri, Path(tmp.name))
+    return store.load(directory), {**info, "sha256": store.digest(directory)}
+
+
+def champion_exists(settings: Settings) -> bool:
+    """Whether the registered model has a champion."""
+    registry.configure(settings.tracking)
+    return registry.by_alias(settings.model_name, registry.CHAMPION) is not None
+
+
+@dataclass
+class Gate:
+    """One promotion check and its outcome."""
+
+    name: str
+    challenger: float
+    champion: float
+    passed: bool
+
+
+def gates(challenger: Flagger, champion: Flagger | None, settings: Settings) -> list[Gate]:
+    """Compare on the corpus test split and dev-eval (same rows for both) and require every canary flagged."""
+    frames = corpus.load(settings.corpus)
+    sets = {
+        "test": frames["test"].rename(columns={"text": "description"}),
+        "dev_eval": read_labelled(settings.data_dir / "eval" / "dev_eval.csv"),
+    }
+    out = []
+    for name, frame in sets.items():
+        new = evaluate(challenger, frame, name, robustness=False).metrics["pr_auc"]
+        old = evaluate(champion, frame, name, robustness=False).metrics["pr_auc"] if champion else float("-inf")
+        out.append(Gate(f"{name} PR-AUC", new, old, new >= old))
+    canary = pd.read_csv(settings.data_dir / "eval" / "canary.csv", dtype=str, keep_default_na=False)
+    flagged = [r.flagged for r in challenger.score(canary["description"].tolist())]
+    out.append(Gate("canary rows flagged", float(sum(flagged)), float(len(flagged)), all(flagged)))
+    return out
+
+
+def promote(settings: Settings, version: str | None = None) -> tuple[bool, list[Gate], str]:
+    """Move ``champion`` to ``version`` (default: the challenger) only if every gate passes."""
+    registry.configure(settings.tracking)
+    name = settings.model_name
+    if version is None:
+        challenger = registry.by_alias(name, registry.CHALLENGER)
+        if challenger is None:
+            raise LookupError(f"{name} has no challenger; train one with `dualscreen train`")
+        version = challenger.version
+    new, _ = load_model(f"models:/{name}/{version}", settings)
+    current = registry.by_alias(name, registry.CHAMPION)
+    if current is not None and current.version == version:
+        return False, [], f"version {version} is already the champion"
+    old = load_model(f"models:/{name}/{current.version}", settings)[0] if current else None
+    results = gates(new, old, settings)
+    if all(g.passed for g in results):
+        registry.move_champion(name, version)
+        return True, results, f"version {version} is now the champion"
+    return False, results, f"version {version} was not promoted: a gate failed"
+
+
+def rollback(settings: Settings) -> str:
+    """Point ``champion`` back at the version it replaced."""
+    registry.configure(settings.tracking)
+    restored, replaced = registry.roll_back(settings.model_name)
+    return f"champion is version {restored} again (was {replaced})"
