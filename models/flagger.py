@@ -30,22 +30,6 @@ from models.tfidf import build as build_tfidf
 from models.watchlist import Hit, Watchlist
 
 PARTS = ("tfidf", "embedding", "watchlist", "retrieval")
-CONTROLLED_CATEGORIES = (
-    "chemical",
-    "biological",
-    "nuclear",
-    "missile",
-    "military",
-    "materials",
-    "materials_processing",
-    "electronics",
-    "computers",
-    "telecom_crypto",
-    "sensors_lasers",
-    "navigation_avionics",
-    "marine",
-    "aerospace_propulsion",
-)
 
 
 @dataclass
@@ -90,6 +74,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         category_head: Any = None,
         folds: int = 3,
         target_recall: float = 0.95,
+        embedding_rows: int | None = 24_000,
+        seed: int = 13,
         controls: Any = None,
         watchlist: Any = None,
     ) -> None:
@@ -101,6 +87,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         self.category_head = category_head
         self.folds = folds
         self.target_recall = target_recall
+        self.embedding_rows = embedding_rows
+        self.seed = seed
         self.controls = controls
         self.watchlist = watchlist
 
@@ -201,35 +189,44 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     ) -> Flagger:
         """Fit the parts on the training split, the stacker on their out-of-fold scores, and the category head."""
         self._defaults()
-        texts = list(X)
-        labels = np.asarray(y, dtype=int)
+        all_texts = list(X)
+        all_labels = np.asarray(y, dtype=int)
+        # The encoder is the slow part: the stacker and every embedding part learn from a stratified
+        # subset of rows (all of them when the training split is small); TF-IDF sees every row.
+        keep = np.arange(len(all_texts))
+        if self.uses_embeddings and self.embedding_rows is not None and len(keep) > self.embedding_rows:
+            rng = np.random.default_rng(self.seed)
+            keep = np.sort(rng.choice(len(keep), size=self.embedding_rows, replace=False))
+            if embeddings is not None and len(embeddings) == len(all_texts):
+                embeddings = embeddings[keep]
+        texts = [all_texts[i] for i in keep]
+        labels = all_labels[keep]
+        group_list = [list(groups)[i] for i in keep]
         if self.uses_embeddings and embeddings is None:
             embeddings = encoder(prepare(texts))
         normalised = [normalise(t) for t in texts]
-        oof_tfidf = np.zeros(len(texts))
+        oof_tfidf = np.zeros(len(all_texts))
         oof_embed = np.zeros(len(texts))
-        splitter = GroupKFold(n_splits=self.folds)
-        for train_idx, held_idx in splitter.split(texts, labels, groups=list(groups)):
-            if "tfidf" in self.parts:
-                model = clone(self.tfidf_).fit([texts[i] for i in train_idx], labels[train_idx])
-                oof_tfidf[held_idx] = model.decision_function([texts[i] for i in held_idx])
-            if "embedding" in self.parts:
-                assert embeddings is not None
+        if "tfidf" in self.parts:
+            splitter = GroupKFold(n_splits=self.folds)
+            for train_idx, held_idx in splitter.split(all_texts, all_labels, groups=list(groups)):
+                model = clone(self.tfidf_).fit([all_texts[i] for i in train_idx], all_labels[train_idx])
+                oof_tfidf[held_idx] = model.decision_function([all_texts[i] for i in held_idx])
+            self.tfidf_.fit(all_texts, all_labels)
+        if "embedding" in self.parts:
+            assert embeddings is not None
+            for train_idx, held_idx in GroupKFold(n_splits=self.folds).split(texts, labels, groups=group_list):
                 head = clone(self.embedding_head_).fit(embeddings[train_idx], labels[train_idx])
                 oof_embed[held_idx] = head.decision_function(embeddings[held_idx])
-        if "tfidf" in self.parts:
-            self.tfidf_.fit(texts, labels)
-        if "embedding" in self.parts:
             self.embedding_head_.fit(embeddings, labels)
         if "retrieval" in self.parts:
-            self.retrieval_.fit(
-                texts, list(labels), provisions=list(provisions), embeddings=embeddings, encoder=encoder
-            )
-        features = self._features(texts, normalised, embeddings, oof_tfidf, oof_embed)
+            cited = [list(provisions)[i] for i in keep]
+            self.retrieval_.fit(texts, list(labels), provisions=cited, embeddings=embeddings, encoder=encoder)
+        features = self._features(texts, normalised, embeddings, oof_tfidf[keep], oof_embed)
         self.scale_ = features.std(axis=0) + 1e-9
         self.stacker_.set_params(class_weight="balanced")
         self.stacker_.fit(features / self.scale_, labels)
-        cats = np.asarray(categories)
+        cats = np.asarray(categories)[keep]
         positive = labels == 1
         matrix = self._category_matrix(
             [t for t, p in zip(texts, positive, strict=True) if p],

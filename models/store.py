@@ -1,9 +1,10 @@
 """Save and load a flagger as a directory of safe formats, with a manifest of sha256 hashes.
 
-Nothing is pickled. Linear heads are NumPy arrays, the TF-IDF pipeline is a skops file loaded with
-an explicit list of trusted types, configuration and indexes are JSON, and the Annex I text and
-watch list the model cites travel with it. ``load`` refuses a directory whose files do not match
-its manifest, or whose skops file asks for a type outside the list.
+Nothing is pickled. Linear heads and IDF weights are NumPy arrays (loaded with
+``allow_pickle=False``), vocabularies, configuration and indexes are JSON, and the Annex I text
+and watch list the model cites travel with it. The estimators are rebuilt from those parts by
+this module's own code, so a model file can carry numbers and strings but never code. ``load``
+refuses a directory whose files do not match its manifest.
 """
 
 from __future__ import annotations
@@ -15,58 +16,78 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import skops.io as sio
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from models.controllist import parse as parse_annex
 from models.encoder import ENCODER_ID, sha256_of
 from models.flagger import Flagger
 from models.retrieval import ProvisionIndex
+from models.text import Normalise
 from models.watchlist import Substance, Watchlist
 
 FORMAT = 1
 MANIFEST = "MANIFEST.json"
 CONFIG = "flagger.json"
-TRUSTED_TYPES = frozenset(
-    {
-        "models.text.Normalise",
-        "sklearn.pipeline.Pipeline",
-        "sklearn.pipeline.FeatureUnion",
-        "sklearn.feature_extraction.text.TfidfVectorizer",
-        "sklearn.feature_extraction.text.TfidfTransformer",
-        "sklearn.linear_model._logistic.LogisticRegression",
-        "builtins.dict",
-        "builtins.list",
-        "builtins.tuple",
-        "numpy.float64",
-        "numpy.int64",
-        "numpy.dtype",
-        "numpy.ndarray",
-        "scipy.sparse._csr.csr_matrix",
-        "scipy.sparse._dia.dia_matrix",
-        "scipy.sparse._dia.dia_array",
-        "scipy.sparse._csr.csr_array",
-    }
-)
 
 
 class IntegrityError(RuntimeError):
     """A model directory whose files do not match its manifest, or that asks to run untrusted code."""
 
 
-def _save_linear(path: Path, model: LogisticRegression) -> None:
-    np.savez(path, coef=model.coef_, intercept=model.intercept_, classes=np.asarray(model.classes_).astype(str))
+def _save_linear(path: Path, model: LogisticRegression, dtype: type = np.float64) -> None:
+    np.savez(
+        path,
+        coef=model.coef_.astype(dtype),
+        intercept=model.intercept_,
+        classes=np.asarray(model.classes_).astype(str),
+    )
 
 
 def _load_linear(path: Path) -> LogisticRegression:
     with np.load(path, allow_pickle=False) as arrays:
         model = LogisticRegression()
-        model.coef_ = arrays["coef"]
+        model.coef_ = arrays["coef"].astype(np.float64)
         model.intercept_ = arrays["intercept"]
         classes = arrays["classes"]
         model.classes_ = classes.astype(int) if all(c.lstrip("-").isdigit() for c in classes) else classes
         model.n_features_in_ = model.coef_.shape[1]
     return model
+
+
+VECTORIZER_PARAMS = (
+    "analyzer", "ngram_range", "lowercase", "token_pattern", "norm", "use_idf", "smooth_idf", "sublinear_tf",
+)  # fmt: skip
+
+
+def _save_tfidf(directory: Path, pipeline: Pipeline) -> None:
+    union: FeatureUnion = pipeline.named_steps["features"]
+    parts = []
+    for name, vectorizer in union.transformer_list:
+        vocabulary = {k: int(v) for k, v in vectorizer.vocabulary_.items()}
+        (directory / f"tfidf_{name}_vocabulary.json").write_text(json.dumps(vocabulary), encoding="utf-8")
+        np.save(directory / f"tfidf_{name}_idf.npy", vectorizer.idf_)
+        params = {k: vectorizer.get_params()[k] for k in VECTORIZER_PARAMS}
+        parts.append({"name": name, "params": params})
+    (directory / "tfidf.json").write_text(json.dumps({"parts": parts}), encoding="utf-8")
+    _save_linear(directory / "tfidf_clf.npz", pipeline.named_steps["clf"])
+
+
+def _load_tfidf(directory: Path) -> Pipeline:
+    spec = json.loads((directory / "tfidf.json").read_text(encoding="utf-8"))
+    transformers = []
+    for part in spec["parts"]:
+        name, params = part["name"], part["params"]
+        if params["analyzer"] not in ("char_wb", "char", "word"):
+            raise IntegrityError(f"{directory}: unknown analyzer {params['analyzer']!r}")
+        vectorizer = TfidfVectorizer(**{**params, "ngram_range": tuple(params["ngram_range"])})
+        vocabulary = json.loads((directory / f"tfidf_{name}_vocabulary.json").read_text(encoding="utf-8"))
+        vectorizer.vocabulary_ = {str(k): int(v) for k, v in vocabulary.items()}
+        vectorizer.idf_ = np.load(directory / f"tfidf_{name}_idf.npy", allow_pickle=False)
+        transformers.append((name, vectorizer))
+    clf = _load_linear(directory / "tfidf_clf.npz")
+    return Pipeline([("normalise", Normalise()), ("features", FeatureUnion(transformers)), ("clf", clf)])
 
 
 def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any] | None = None) -> Path:
@@ -88,9 +109,10 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
         "metadata": metadata or {},
     }
     _save_linear(directory / "stacker.npz", flagger.stacker_)
-    _save_linear(directory / "category_head.npz", flagger.category_head_)
+    # The category head is the largest part (a weight per category and feature); float32 halves it.
+    _save_linear(directory / "category_head.npz", flagger.category_head_, dtype=np.float32)
     if "tfidf" in parts:
-        sio.dump(flagger.tfidf_, directory / "tfidf.skops")
+        _save_tfidf(directory, flagger.tfidf_)
     if "embedding" in parts:
         _save_linear(directory / "embedding_head.npz", flagger.embedding_head_)
     if "retrieval" in parts:
@@ -149,7 +171,7 @@ def digest(directory: Path) -> str:
 
 
 def load(directory: Path) -> Flagger:
-    """Load a flagger after verifying every file's hash and the skops file's types."""
+    """Load a flagger after verifying every file's hash against the manifest."""
     directory = Path(directory)
     verify(directory)
     config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
@@ -176,13 +198,7 @@ def load(directory: Path) -> Flagger:
     flagger.threshold_ = float(config["threshold"])
     flagger.classes_ = np.array([0, 1])
     if "tfidf" in parts:
-        path = directory / "tfidf.skops"
-        untrusted = set(sio.get_untrusted_types(file=path))
-        if not untrusted <= TRUSTED_TYPES:
-            raise IntegrityError(
-                f"{path}: refusing types outside the trusted list: {sorted(untrusted - TRUSTED_TYPES)}"
-            )
-        flagger.tfidf_ = sio.load(path, trusted=sorted(untrusted))
+        flagger.tfidf_ = _load_tfidf(directory)
     if "embedding" in parts:
         flagger.embedding_head_ = _load_linear(directory / "embedding_head.npz")
     if "retrieval" in parts:

@@ -1,0 +1,1 @@
+"""The scoring API and review workspace (FastAPI); imports from models, never from training."""

@@ -103,24 +103,37 @@ def test_flagger_token_spans_lie_inside_the_input(fitted: Flagger) -> None:
         assert text[token.start : token.end] == token.text
 
 
-def test_flagger_removing_top_tokens_lowers_the_score(fitted: Flagger) -> None:
+def test_flagger_removing_top_tokens_lowers_the_score(
+    splits: dict[str, pd.DataFrame],
+    controls: ControlList,
+    watchlist: Watchlist,
+    encoder: Callable[[Sequence[str]], np.ndarray],
+) -> None:
+    flagger = _fit(("tfidf",), splits, controls, watchlist, encoder)
     text = "HASTELLOY C-276 REACTOR 2000 L, 2 PCS"
-    (result,) = fitted.score([text], explain=True)
+    (result,) = flagger.score([text], explain=True)
     top = sorted(result.tokens, key=lambda t: -t.weight)[:2]
     reduced = text
     for token in sorted(top, key=lambda t: -t.start):
         reduced = reduced[: token.start] + reduced[token.end :]
-    (after,) = fitted.score([reduced])
-    assert after.score < result.score
+    # Compare margins: on a tiny, separable corpus the calibrated score saturates at 1.0.
+    before, after = flagger.decision_function([text, reduced])
+    assert after < before
+
+
+def test_flagger_token_weights_add_up_to_the_tfidf_share_of_the_margin(fitted: Flagger) -> None:
+    text = "THIODIGLYCOL 99%, 200 KG DRUMS"
+    (result,) = fitted.score([text], explain=True)
+    tfidf_logit = fitted.tfidf_.decision_function([text])[0] - fitted.tfidf_.named_steps["clf"].intercept_[0]
+    share = tfidf_logit * fitted.stacker_.coef_[0][0] / fitted.scale_[0] * fitted.platt_[0]
+    assert sum(t.weight for t in result.tokens) == pytest.approx(share, rel=1e-6)
 
 
 def test_store_save_load_gives_identical_scores(fitted: Flagger, tmp_path: Path, data_dir: Path) -> None:
     store.save(fitted, tmp_path / "model", annex=data_dir / ANNEX_FILE)
     loaded = store.load(tmp_path / "model")
     texts = [CONTROLLED, TWIN, "COTTON SOCKS"]
-    assert np.allclose(
-        fitted.predict_proba(texts)[:, 1], loaded.predict_proba(texts)[:, 1], rtol=0, atol=1e-9
-    )
+    assert np.allclose(fitted.predict_proba(texts)[:, 1], loaded.predict_proba(texts)[:, 1], rtol=0, atol=1e-9)
     assert [r.category for r in fitted.score(texts)] == [r.category for r in loaded.score(texts)]
 
 

@@ -1,0 +1,1 @@
+"""Corpus, training, evaluation, reports, batch scoring and promotion."""

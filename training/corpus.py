@@ -396,10 +396,9 @@ def _from_watchlist(
 ) -> Iterator[_Draft]:
     """Name-only and CAS-only lines for every watch-list substance, grouped with the lexicon item citing it."""
     for s in watchlist.substances:
-        if not s.provision:
-            continue
         category = KIND_CATEGORY[s.kind]
-        group = item_of.get(s.provision, f"substance:{s.provision}")
+        # CWC Schedule 1 agents have no Annex I provision: they cite their schedule and group by CAS.
+        group = item_of.get(s.provision, f"substance:{s.provision or s.cas or s.name}")
         kind = "bulk" if s.kind in ("chemical", "missile_material", "nuclear_material") else "vial"
         names = [s.name, *s.synonyms]
         n = ROWS_PER_SUBSTANCE if s.provision in covered else ROWS_PER_SUBSTANCE * 3

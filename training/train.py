@@ -103,7 +103,6 @@ def fit_candidate(
         categories=train["category"].tolist(),
         provisions=train["provision"].tolist(),
         groups=train["group"].tolist(),
-        embeddings=embeddings["train"] if uses else None,
         encoder=encoder,
     )
     flagger.calibrate(
@@ -139,7 +138,8 @@ def run(
     embeddings: dict[str, np.ndarray] = {}
     if any(Flagger(parts=CANDIDATES[n]).uses_embeddings for n in names):
         with console.status("encoding the corpus (cached after the first run)"):
-            for split in ("train", "validation", "test"):
+            # The training split is encoded inside fit, only for the rows the embedding parts use.
+            for split in ("validation", "test"):
                 embeddings[split] = cache(prepare(frames[split]["text"].tolist()))
     registry.configure(settings.tracking)
     commit = git_commit()
