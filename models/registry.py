@@ -104,7 +104,7 @@ def log_corpus(frame: pd.DataFrame, name: str, digest: str, context: str) -> Non
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer column")
         dataset = mlflow.data.from_pandas(frame, name=name, digest=digest[:36])  # type: ignore[attr-defined]
-    mlflow.log_input(dataset, context=context)
+        mlflow.log_input(dataset, context=context)
 
 
 def log_artifact(path: Path, folder: str | None = None) -> None:
