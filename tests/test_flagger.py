@@ -155,5 +155,5 @@ def test_store_refuses_an_unlisted_file(fitted: Flagger, tmp_path: Path, data_di
 def test_store_refuses_a_model_without_manifest(fitted: Flagger, tmp_path: Path, data_dir: Path) -> None:
     model = store.save(fitted, tmp_path / "model", annex=data_dir / ANNEX_FILE)
     (model / "MANIFEST.json").unlink()
-    with pytest.raises(store.IntegrityError, match="no MANIFEST.json"):
+    with pytest.raises(store.IntegrityError, match=r"no MANIFEST\.json"):
         store.load(model)
