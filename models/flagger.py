@@ -20,14 +20,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve
 from sklearn.model_selection import GroupKFold
 
-from models.controllist import ControlList
 from models.encoder import encode
 from models.normalise import Normalised, normalise
 from models.retrieval import Match, ProvisionIndex
 from models.text import prepare
 from models.tfidf import Token, attribute
 from models.tfidf import build as build_tfidf
-from models.watchlist import Hit, Watchlist
+from models.watchlist import Hit
 
 PARTS = ("tfidf", "embedding", "watchlist", "retrieval")
 
@@ -321,13 +320,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         return [Token(t.text, t.start, t.end, t.weight * scale) for t in attribute(union, coef, text, norm)]
 
 
-def controls_of(flagger: Flagger) -> ControlList:
-    """The control list a flagger cites."""
-    controls: ControlList = flagger.controls
-    return controls
-
-
-def watchlist_of(flagger: Flagger) -> Watchlist:
-    """The watch list a flagger matches."""
-    wl: Watchlist = flagger.watchlist
-    return wl
+def build(**params: Any) -> Flagger:
+    """A flagger with the given parameters (``parts=("tfidf",)``, ``tfidf__clf__C=2``, ``target_recall=0.97``)."""
+    flagger = Flagger()
+    flagger.set_params(**params)
+    return flagger

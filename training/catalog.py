@@ -14,8 +14,6 @@ from models.settings import Settings
 from training import corpus
 from training.evaluate import evaluate, read_labelled
 
-_downloads: list[tempfile.TemporaryDirectory[str]] = []
-
 
 def load_model(uri: str, settings: Settings) -> tuple[Flagger, dict[str, str]]:
     """A flagger from a local directory or an MLflow URI (``models:/name@alias``), hashes verified."""
@@ -23,10 +21,10 @@ def load_model(uri: str, settings: Settings) -> tuple[Flagger, dict[str, str]]:
     if path.is_dir():
         return store.load(path), {"uri": str(path), "sha256": store.digest(path)}
     registry.configure(settings.tracking)
-    tmp = tempfile.TemporaryDirectory(prefix="dualscreen-model-")
-    _downloads.append(tmp)  # kept until exit: the model reads nothing lazily, but callers may re-verify
-    directory, info = registry.download(uri, Path(tmp.name))
-    return store.load(directory), {**info, "sha256": store.digest(directory)}
+    with tempfile.TemporaryDirectory(prefix="dualscreen-model-") as tmp:
+        directory, info = registry.download(uri, Path(tmp))
+        # store.load verifies and reads every file now; nothing is read from the directory later.
+        return store.load(directory), {**info, "sha256": store.digest(directory)}
 
 
 def champion_exists(settings: Settings) -> bool:

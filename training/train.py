@@ -19,7 +19,7 @@ from rich.progress import Progress
 from models import registry, store
 from models.controllist import ANNEX_FILE
 from models.controllist import load as load_controllist
-from models.flagger import PARTS, Flagger
+from models.flagger import PARTS, Flagger, build
 from models.settings import PROJECT_DIR, Settings
 from models.text import prepare
 from models.watchlist import load as load_watchlist
@@ -93,8 +93,7 @@ def fit_candidate(
     """Fit on the training split and calibrate on validation."""
     controls = load_controllist(settings.data_dir)
     watchlist = load_watchlist(settings.data_dir)
-    flagger = Flagger(parts=parts, controls=controls, watchlist=watchlist)
-    flagger.set_params(**params)
+    flagger = build(parts=parts, controls=controls, watchlist=watchlist, **params)
     train, validation = frames["train"], frames["validation"]
     uses = flagger.uses_embeddings
     flagger.fit(
