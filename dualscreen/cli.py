@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +14,8 @@ from rich.table import Table
 from models.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-console = Console()
+# Tables stay readable when the output is a file or a CI log (rich assumes 80 columns there).
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 @app.callback()
