@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -63,6 +63,12 @@ def corpus(
     )
 
 
+def _fail(err: Exception) -> NoReturn:
+    """Report a user error (it names the field and the fix) and exit with status 2."""
+    console.print(f"[red]error:[/red] {err}")
+    raise typer.Exit(2) from None
+
+
 def _print_frame(frame: Any, title: str) -> None:
     table = Table(title=title)
     for col in frame.columns:
@@ -86,8 +92,7 @@ def train(
         params = train_module.parse_params(param or [])
         outcomes = train_module.run(settings, params, candidate, register=register, console=console)
     except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        _fail(err)
     _print_frame(train_module.comparison(outcomes), "candidates on validation, test and dev-eval (best first)")
 
 
@@ -108,8 +113,7 @@ def evaluate(
         frame = evaluate_module.read_labelled(file)
         flagger, info = load_model(model or settings.model_uri, settings)
     except (evaluate_module.EvaluationInputError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        _fail(err)
     result = evaluate_module.evaluate(flagger, frame, file.stem, seed=settings.seed)
     metrics = evaluate_module.table([result]).reset_index(names="metric")
     _print_frame(metrics, f"{file.name} with {info.get('uri', model)}")
@@ -129,8 +133,7 @@ def promote(version: Annotated[str | None, typer.Argument(help="version (default
     try:
         moved, results, message = catalog.promote(settings, version)
     except LookupError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        _fail(err)
     table = Table(title="promotion gates")
     for col in ("gate", "challenger", "champion", "passed"):
         table.add_column(col)
@@ -150,8 +153,7 @@ def rollback() -> None:
     try:
         console.print(catalog.rollback(get_settings()))
     except LookupError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        _fail(err)
 
 
 @app.command()
@@ -171,8 +173,7 @@ def score(
         frame = batch.read(input_csv)
         flagger, info = load_model(model or settings.model_uri, settings)
     except (batch.BatchInputError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        _fail(err)
     scored, rejected = batch.score(flagger, frame, explain=explain, batch_size=batch_size, console=console)
     scored.to_csv(output, index=False)
     console.print(
