@@ -206,18 +206,27 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         normalised = [normalise(t) for t in texts]
         oof_tfidf = np.zeros(len(all_texts))
         oof_embed = np.zeros(len(texts))
+        # A lone part needs no stacking: its stacker is a monotone rescaling that Platt redoes on
+        # validation, so it is fitted once, on its in-sample scores, without out-of-fold refits.
+        stacked = len(self.parts) > 1
         if "tfidf" in self.parts:
-            splitter = GroupKFold(n_splits=self.folds)
-            for train_idx, held_idx in splitter.split(all_texts, all_labels, groups=list(groups)):
-                model = clone(self.tfidf_).fit([all_texts[i] for i in train_idx], all_labels[train_idx])
-                oof_tfidf[held_idx] = model.decision_function([all_texts[i] for i in held_idx])
+            if stacked:
+                splitter = GroupKFold(n_splits=self.folds)
+                for train_idx, held_idx in splitter.split(all_texts, all_labels, groups=list(groups)):
+                    model = clone(self.tfidf_).fit([all_texts[i] for i in train_idx], all_labels[train_idx])
+                    oof_tfidf[held_idx] = model.decision_function([all_texts[i] for i in held_idx])
             self.tfidf_.fit(all_texts, all_labels)
+            if not stacked:
+                oof_tfidf = self.tfidf_.decision_function(all_texts)
         if "embedding" in self.parts:
             assert embeddings is not None
-            for train_idx, held_idx in GroupKFold(n_splits=self.folds).split(texts, labels, groups=group_list):
-                head = clone(self.embedding_head_).fit(embeddings[train_idx], labels[train_idx])
-                oof_embed[held_idx] = head.decision_function(embeddings[held_idx])
+            if stacked:
+                for train_idx, held_idx in GroupKFold(n_splits=self.folds).split(texts, labels, groups=group_list):
+                    head = clone(self.embedding_head_).fit(embeddings[train_idx], labels[train_idx])
+                    oof_embed[held_idx] = head.decision_function(embeddings[held_idx])
             self.embedding_head_.fit(embeddings, labels)
+            if not stacked:
+                oof_embed = self.embedding_head_.decision_function(embeddings)
         if "retrieval" in self.parts:
             cited = [list(provisions)[i] for i in keep]
             self.retrieval_.fit(texts, list(labels), provisions=cited, embeddings=embeddings, encoder=encoder)
