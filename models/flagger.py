@@ -126,10 +126,14 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
 
     # ----- features ----------------------------------------------------------------------------
 
-    def _watch_features(self, texts: Sequence[str], normalised: Sequence[Normalised]) -> np.ndarray:
+    def _hits(self, texts: Sequence[str], normalised: Sequence[Normalised]) -> list[list[Hit]]:
+        if self.watchlist is None:
+            return [[] for _ in texts]
+        return [self.watchlist.match(text, norm) for text, norm in zip(texts, normalised, strict=True)]
+
+    def _watch_features(self, hits_per_text: Sequence[Sequence[Hit]]) -> np.ndarray:
         rows = []
-        for text, norm in zip(texts, normalised, strict=True):
-            hits = self.watchlist.match(text, norm)
+        for hits in hits_per_text:
             rows.append(
                 [
                     float(any(h.by != "abbreviation" for h in hits)),
@@ -137,7 +141,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                     float(any(h.by == "cas" for h in hits)),
                 ]
             )
-        return np.asarray(rows, dtype=np.float64).reshape(len(texts), 3)
+        return np.asarray(rows, dtype=np.float64).reshape(len(hits_per_text), 3)
 
     def _features(
         self,
@@ -146,6 +150,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         embeddings: np.ndarray | None,
         tfidf_logit: np.ndarray | None = None,
         embedding_logit: np.ndarray | None = None,
+        hits: Sequence[Sequence[Hit]] | None = None,
     ) -> np.ndarray:
         columns: list[np.ndarray] = []
         if "tfidf" in self.parts:
@@ -157,20 +162,22 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                 embedding_logit = self.embedding_head_.decision_function(embeddings)
             columns.append(np.asarray(embedding_logit).reshape(-1, 1))
         if "watchlist" in self.parts:
-            columns.append(self._watch_features(texts, normalised))
+            columns.append(self._watch_features(hits if hits is not None else self._hits(texts, normalised)))
         if "retrieval" in self.parts:
             columns.append(self.retrieval_.features(list(texts), embeddings))
         return np.hstack(columns)
 
-    def _category_matrix(self, texts: Sequence[str], embeddings: np.ndarray | None) -> Any:
+    def _category_matrix(
+        self, texts: Sequence[str], normalised: Sequence[Normalised], embeddings: np.ndarray | None
+    ) -> Any:
         blocks: list[Any] = []
         if "tfidf" in self.parts:
             union = self.tfidf_.named_steps["features"]
-            blocks.append(union.transform([n.text for n in map(normalise, texts)]))
+            blocks.append(union.transform([n.text for n in normalised]))
         if embeddings is not None and self.uses_embeddings:
             blocks.append(sp.csr_matrix(embeddings))
         if not blocks:
-            blocks.append(sp.csr_matrix(self._watch_features(texts, [normalise(t) for t in texts])))
+            blocks.append(sp.csr_matrix(self._watch_features(self._hits(texts, normalised))))
         return sp.hstack(blocks).tocsr()
 
     # ----- fitting -----------------------------------------------------------------------------
@@ -198,9 +205,10 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             keep = np.sort(rng.choice(len(keep), size=self.embedding_rows, replace=False))
             if embeddings is not None and len(embeddings) == len(all_texts):
                 embeddings = embeddings[keep]
+        all_groups = list(groups)
         texts = [all_texts[i] for i in keep]
         labels = all_labels[keep]
-        group_list = [list(groups)[i] for i in keep]
+        group_list = [all_groups[i] for i in keep]
         if self.uses_embeddings and embeddings is None:
             embeddings = encoder(prepare(texts))
         normalised = [normalise(t) for t in texts]
@@ -212,7 +220,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         if "tfidf" in self.parts:
             if stacked:
                 splitter = GroupKFold(n_splits=self.folds)
-                for train_idx, held_idx in splitter.split(all_texts, all_labels, groups=list(groups)):
+                for train_idx, held_idx in splitter.split(all_texts, all_labels, groups=all_groups):
                     model = clone(self.tfidf_).fit([all_texts[i] for i in train_idx], all_labels[train_idx])
                     oof_tfidf[held_idx] = model.decision_function([all_texts[i] for i in held_idx])
             self.tfidf_.fit(all_texts, all_labels)
@@ -228,7 +236,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             if not stacked:
                 oof_embed = self.embedding_head_.decision_function(embeddings)
         if "retrieval" in self.parts:
-            cited = [list(provisions)[i] for i in keep]
+            all_provisions = list(provisions)
+            cited = [all_provisions[i] for i in keep]
             self.retrieval_.fit(texts, list(labels), provisions=cited, embeddings=embeddings, encoder=encoder)
         features = self._features(texts, normalised, embeddings, oof_tfidf[keep], oof_embed)
         self.scale_ = features.std(axis=0) + 1e-9
@@ -238,6 +247,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         positive = labels == 1
         matrix = self._category_matrix(
             [t for t, p in zip(texts, positive, strict=True) if p],
+            [n for n, p in zip(normalised, positive, strict=True) if p],
             embeddings[positive] if embeddings is not None else None,
         )
         self.category_head_.fit(matrix, cats[positive])
@@ -246,13 +256,23 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         self.threshold_ = 0.5
         return self
 
+    def _embed(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray | None:
+        """The given embeddings, or those of ``texts`` when the parts need them and none were given."""
+        if self.uses_embeddings and embeddings is None:
+            return encode(prepare(texts))
+        return embeddings
+
+    def _calibrated(self, margin: np.ndarray) -> np.ndarray:
+        a, b = self.platt_
+        out: np.ndarray = 1.0 / (1.0 + np.exp(-(a * margin + b)))
+        return out
+
     def calibrate(
         self, X: Sequence[str], y: Sequence[int] | np.ndarray, embeddings: np.ndarray | None = None
     ) -> Flagger:
         """Platt scaling and the decision threshold, on held-out (validation) data."""
         texts = list(X)
-        if self.uses_embeddings and embeddings is None:
-            embeddings = encode(prepare(texts))
+        embeddings = self._embed(texts, embeddings)
         z = self.decision_function(texts, embeddings)
         platt = LogisticRegression(C=1e4, max_iter=2000).fit(z.reshape(-1, 1), np.asarray(y))
         self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
@@ -264,15 +284,12 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
 
     def decision_function(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         texts = list(X)
-        if self.uses_embeddings and embeddings is None:
-            embeddings = encode(prepare(texts))
-        features = self._features(texts, [normalise(t) for t in texts], embeddings)
+        features = self._features(texts, [normalise(t) for t in texts], self._embed(texts, embeddings))
         out: np.ndarray = self.stacker_.decision_function(features / self.scale_)
         return out
 
     def predict_proba(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
-        a, b = self.platt_
-        p = 1.0 / (1.0 + np.exp(-(a * self.decision_function(X, embeddings) + b)))
+        p = self._calibrated(self.decision_function(X, embeddings))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
@@ -281,9 +298,12 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     def categorise(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> list[dict[str, float]]:
         """Probability of each category of controlled goods, per description."""
         texts = list(X)
-        if self.uses_embeddings and embeddings is None:
-            embeddings = encode(prepare(texts))
-        proba = self.category_head_.predict_proba(self._category_matrix(texts, embeddings))
+        return self._categorise(texts, [normalise(t) for t in texts], self._embed(texts, embeddings))
+
+    def _categorise(
+        self, texts: Sequence[str], normalised: Sequence[Normalised], embeddings: np.ndarray | None
+    ) -> list[dict[str, float]]:
+        proba = self.category_head_.predict_proba(self._category_matrix(texts, normalised, embeddings))
         names = [str(c) for c in self.category_head_.classes_]
         return [dict(zip(names, map(float, row), strict=True)) for row in proba]
 
@@ -293,10 +313,10 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         cut = self.threshold_ if threshold is None else threshold
         normalised = [normalise(t) for t in texts]
         embeddings = encode([n.text for n in normalised]) if self.uses_embeddings else None
-        features = self._features(texts, normalised, embeddings)
-        a, b = self.platt_
-        scores = 1.0 / (1.0 + np.exp(-(a * self.stacker_.decision_function(features / self.scale_) + b)))
-        categories = self.categorise(texts, embeddings)
+        hits = self._hits(texts, normalised) if explain or "watchlist" in self.parts else None
+        features = self._features(texts, normalised, embeddings, hits=hits)
+        scores = self._calibrated(self.stacker_.decision_function(features / self.scale_))
+        categories = self._categorise(texts, normalised, embeddings)
         results = []
         nearest = (
             self.retrieval_.nearest(texts, k=3, embeddings=embeddings)
@@ -313,7 +333,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                 notes=list(norm.notes),
             )
             if explain:
-                result.hits = self.watchlist.match(text, norm) if self.watchlist is not None else []
+                result.hits = hits[i] if hits is not None else []
                 result.provisions = nearest[i] if nearest is not None else []
                 result.tokens = self._tokens(text, norm)
             results.append(result)

@@ -10,17 +10,20 @@ import pytest
 from models import store
 from models.controllist import ANNEX_FILE, ControlList
 from models.flagger import PARTS, Flagger
-from models.settings import PROJECT_DIR
-from models.watchlist import Watchlist
+from models.settings import PROJECT_DIR, get_settings
 from tests import tiny
 from training.embeddings import EmbeddingCache
+from training.train import fit_candidate
 
 CONTROLLED = "HASTELLOY C-276 REACTOR 2000 L, 2 PCS"
 TWIN = "SS316L MIXING TANK 2000 L, 2 PCS"
 
 
+Encoder = Callable[[Sequence[str]], np.ndarray]
+
+
 @pytest.fixture(scope="session")
-def encoder() -> Callable[[Sequence[str]], np.ndarray]:
+def encoder() -> Encoder:
     return EmbeddingCache(PROJECT_DIR / "var" / "cache")
 
 
@@ -29,45 +32,20 @@ def splits() -> dict[str, pd.DataFrame]:
     return tiny.frames()
 
 
-def _fit(
-    parts: tuple[str, ...],
-    splits: dict[str, pd.DataFrame],
-    controls: ControlList,
-    watchlist: Watchlist,
-    encoder: Callable[[Sequence[str]], np.ndarray],
-) -> Flagger:
-    train, validation = splits["train"], splits["validation"]
-    flagger = Flagger(parts=parts, controls=controls, watchlist=watchlist, folds=2)
-    flagger.fit(
-        train["text"].tolist(),
-        train["label"].to_numpy(),
-        categories=train["category"].tolist(),
-        provisions=train["provision"].tolist(),
-        groups=train["group"].tolist(),
-        encoder=encoder,
-    )
-    return flagger.calibrate(validation["text"].tolist(), validation["label"].to_numpy())
+def _fit(parts: tuple[str, ...], splits: dict[str, pd.DataFrame], encoder: Encoder) -> Flagger:
+    return fit_candidate(parts, {"folds": 2}, splits, {}, encoder, get_settings())
 
 
 @pytest.fixture(scope="session")
-def fitted(
-    splits: dict[str, pd.DataFrame],
-    controls: ControlList,
-    watchlist: Watchlist,
-    encoder: Callable[[Sequence[str]], np.ndarray],
-) -> Flagger:
-    return _fit(PARTS, splits, controls, watchlist, encoder)
+def fitted(splits: dict[str, pd.DataFrame], encoder: Encoder) -> Flagger:
+    return _fit(PARTS, splits, encoder)
 
 
 @pytest.mark.parametrize("parts", [("tfidf",), ("embedding",), ("watchlist",), ("retrieval",), PARTS])
 def test_flagger_each_candidate_fits_and_scores_in_unit_interval(
-    parts: tuple[str, ...],
-    splits: dict[str, pd.DataFrame],
-    controls: ControlList,
-    watchlist: Watchlist,
-    encoder: Callable[[Sequence[str]], np.ndarray],
+    parts: tuple[str, ...], splits: dict[str, pd.DataFrame], encoder: Encoder
 ) -> None:
-    flagger = _fit(parts, splits, controls, watchlist, encoder)
+    flagger = _fit(parts, splits, encoder)
     scores = flagger.predict_proba(splits["test"]["text"].tolist())[:, 1]
     assert np.all((scores >= 0) & (scores <= 1))
     assert 0 <= flagger.threshold_ <= 1
@@ -103,13 +81,8 @@ def test_flagger_token_spans_lie_inside_the_input(fitted: Flagger) -> None:
         assert text[token.start : token.end] == token.text
 
 
-def test_flagger_removing_top_tokens_lowers_the_score(
-    splits: dict[str, pd.DataFrame],
-    controls: ControlList,
-    watchlist: Watchlist,
-    encoder: Callable[[Sequence[str]], np.ndarray],
-) -> None:
-    flagger = _fit(("tfidf",), splits, controls, watchlist, encoder)
+def test_flagger_removing_top_tokens_lowers_the_score(splits: dict[str, pd.DataFrame], encoder: Encoder) -> None:
+    flagger = _fit(("tfidf",), splits, encoder)
     text = "HASTELLOY C-276 REACTOR 2000 L, 2 PCS"
     (result,) = flagger.score([text], explain=True)
     top = sorted(result.tokens, key=lambda t: -t.weight)[:2]

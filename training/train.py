@@ -105,7 +105,7 @@ def fit_candidate(
         encoder=encoder,
     )
     flagger.calibrate(
-        validation["text"].tolist(), validation["label"].to_numpy(), embeddings["validation"] if uses else None
+        validation["text"].tolist(), validation["label"].to_numpy(), embeddings.get("validation") if uses else None
     )
     return flagger
 
