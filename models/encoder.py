@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -133,19 +135,13 @@ class OnnxEncoder:
         self.tokenizer.enable_truncation(MAX_TOKENS)
         self.tokenizer.enable_padding()
 
-    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of ``texts``, one inference each."""
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         # One text per run: dynamic int8 quantisation scales activations per tensor, so in a batch a
         # row's embedding would depend on its neighbours (cosine down to 0.97). Alone it is the same
         # every time, and on short texts batching buys little (283/s alone, 368/s in 64s, measured).
-        del batch_size
-        batches = [[i] for i in range(len(texts))]
-        iterator: Any = batches
-        if progress:
-            from tqdm import tqdm
-
-            iterator = tqdm(batches, desc="encoding", unit="text")
-        for rows in iterator:
+        for rows in ([i] for i in range(len(texts))):
             encoded = self.tokenizer.encode_batch([texts[i] for i in rows])
             ids = np.array([e.ids for e in encoded], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
@@ -155,29 +151,67 @@ class OnnxEncoder:
         return out
 
 
+class EncoderPool:
+    """One single-threaded session per core. A text encodes to the same vector on any session (tested),
+    and two sessions side by side double what one two-threaded session does on short texts (520/s
+    against 287/s on 2 cores, measured): concurrent requests each take a free session, and a long list
+    is cut into pieces that run on all of them.
+    """
+
+    def __init__(self, onnx_file: Path, tokenizer_file: Path, sessions: int) -> None:
+        self.size = max(1, sessions)
+        self._idle: queue.Queue[OnnxEncoder] = queue.Queue()
+        for _ in range(self.size):
+            self._idle.put(OnnxEncoder(onnx_file, tokenizer_file, threads=1))
+        self._executor = ThreadPoolExecutor(self.size, thread_name_prefix="encoder")
+
+    def _run(self, texts: Sequence[str]) -> np.ndarray:
+        session = self._idle.get()
+        try:
+            return session.encode(texts)
+        finally:
+            self._idle.put(session)
+
+    def encode(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Embeddings of ``texts``, in order, on as many sessions as are free."""
+        texts = list(texts)
+        if self.size == 1 or len(texts) < 2 * self.size:
+            return self._run(texts)
+        step = max(1, min(256, -(-len(texts) // self.size)))
+        pieces = [texts[i : i + step] for i in range(0, len(texts), step)]
+        results: Any = self._executor.map(self._run, pieces)
+        if progress:
+            from tqdm import tqdm
+
+            results = tqdm(results, total=len(pieces), desc=f"encoding {len(texts)} texts", unit="piece")
+        return np.vstack(list(results))
+
+
 _lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def load_encoder() -> OnnxEncoder:
-    """The int8 encoder, loaded once per process; exported from the verified weights on first use."""
+def load_encoder() -> EncoderPool:
+    """The int8 encoder, loaded once per process; exported from the verified weights on first use.
+
+    ``DUALSCREEN_ENCODER_THREADS`` sets the number of sessions (default: the cores, at most 4).
+    """
     source = verified_dir()
     target = CACHE_DIR / ENCODER_ID
     onnx_file = target / "model.int8.onnx"
     with _lock:
         if not onnx_file.is_file():
             export_onnx(target)
-    threads = int(os.environ.get("DUALSCREEN_ENCODER_THREADS", "0")) or max(1, min(4, os.cpu_count() or 1))
-    return OnnxEncoder(onnx_file, source / "tokenizer.json", threads)
+    sessions = int(os.environ.get("DUALSCREEN_ENCODER_THREADS", "0")) or max(1, min(4, os.cpu_count() or 1))
+    return EncoderPool(onnx_file, source / "tokenizer.json", sessions)
 
 
 def encode(texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
-    """Unit-length embeddings, float32, one row per text."""
+    """Unit-length embeddings, float32, one row per text (``batch_size`` is kept for callers; texts run alone)."""
+    del batch_size
     if not len(texts):
         return np.zeros((0, DIMENSIONS), dtype=np.float32)
-    encoder = load_encoder()
-    with _lock:  # one inference at a time: threads would only fight over the same cores
-        return encoder.encode(list(texts), batch_size=batch_size, progress=progress)
+    return load_encoder().encode(list(texts), progress=progress)
 
 
 class SentenceEncoder(TransformerMixin, BaseEstimator):  # type: ignore[misc]
