@@ -60,6 +60,33 @@ def recall_threshold(y: np.ndarray, scores: np.ndarray, recall: float) -> float:
     return float(thresholds[ok.max()])
 
 
+def monotone_fit(model: LogisticRegression, X: np.ndarray, y: np.ndarray, nonnegative: np.ndarray) -> None:
+    """Refit ``model``'s coefficients with those in ``nonnegative`` bounded at zero (balanced, L2 as ``C``).
+
+    On little data, correlated parts can take opposite signs; a part's evidence counted against it
+    would also turn its explanation upside down, so the stacker is kept monotone in each part.
+    """
+    from scipy.optimize import minimize
+
+    y = np.asarray(y, dtype=float)
+    weights = np.where(y == 1, len(y) / (2 * max(y.sum(), 1)), len(y) / (2 * max((1 - y).sum(), 1)))
+    penalty = 1.0 / (2 * float(model.C))
+
+    def loss(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = theta[:-1], theta[-1]
+        z = X @ w + b
+        p = 1.0 / (1.0 + np.exp(-z))
+        value = float(np.sum(weights * (np.logaddexp(0, z) - y * z)) + penalty * w @ w)
+        residual = weights * (p - y)
+        return value, np.append(X.T @ residual + 2 * penalty * w, residual.sum())
+
+    start = np.append(np.clip(model.coef_[0], 0, None) * nonnegative + model.coef_[0] * ~nonnegative, 0.0)
+    bounds = [(0.0, None) if keep else (None, None) for keep in nonnegative] + [(None, None)]
+    fitted = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
+    model.coef_ = fitted.x[:-1].reshape(1, -1)
+    model.intercept_ = fitted.x[-1:].copy()
+
+
 class Flagger(BaseEstimator):  # type: ignore[misc]
     """A calibrated screening model over the chosen ``parts``."""
 
@@ -77,6 +104,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         seed: int = 13,
         controls: Any = None,
         watchlist: Any = None,
+        gate_recall: float | None = 0.998,
     ) -> None:
         self.parts = parts
         self.tfidf = tfidf
@@ -90,6 +118,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         self.seed = seed
         self.controls = controls
         self.watchlist = watchlist
+        self.gate_recall = gate_recall
 
     # ----- construction ------------------------------------------------------------------------
 
@@ -123,6 +152,48 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     def uses_embeddings(self) -> bool:
         """Whether scoring needs the sentence encoder."""
         return bool({"embedding", "retrieval"} & set(self.parts))
+
+    @property
+    def gated(self) -> bool:
+        """Whether a cheap TF-IDF gate decides which descriptions are worth the encoder."""
+        return self.uses_embeddings and "tfidf" in self.parts and self.gate_recall is not None
+
+    def _passes(self, tfidf_logit: np.ndarray | None, hits: Sequence[Sequence[Hit]] | None, n: int) -> np.ndarray:
+        """Which descriptions go through the encoder: above the gate, or naming a watch-list substance."""
+        if not self.gated or tfidf_logit is None:
+            return np.ones(n, dtype=bool)
+        passed: np.ndarray = np.asarray(tfidf_logit) >= getattr(self, "gate_", -np.inf)
+        if hits is not None:
+            passed |= np.array([bool(h) for h in hits], dtype=bool)
+        return passed
+
+    def _inputs(
+        self, texts: Sequence[str], embeddings: np.ndarray | None = None, need_hits: bool = False
+    ) -> tuple[list[Normalised], np.ndarray | None, list[list[Hit]] | None, np.ndarray | None, np.ndarray]:
+        """Normalised texts, TF-IDF logits, hits, embeddings (cascaded) and which rows passed the gate.
+
+        The cascade: a description the TF-IDF part scores far below every controlled description it was
+        calibrated on (``gate_recall`` of the validation positives lie above the gate), and that names
+        no watch-list substance, skips the encoder; its embedding features are those of the mean ordinary
+        description. Training evaluates and calibrates the model with the cascade in place, so the
+        reported metrics are those of what is served.
+        """
+        normalised = [normalise(t) for t in texts]
+        tfidf_logit = self.tfidf_.decision_function(list(texts)) if "tfidf" in self.parts else None
+        hits = self._hits(texts, normalised) if (need_hits or "watchlist" in self.parts) else None
+        passed = self._passes(tfidf_logit, hits, len(texts))
+        if self.uses_embeddings:
+            default = getattr(self, "default_embedding_", None)
+            if default is None or passed.all():
+                embeddings = embeddings if embeddings is not None else encode([n.text for n in normalised])
+            elif embeddings is None:
+                embeddings = np.tile(default, (len(texts), 1)).astype(np.float32)
+                rows = np.flatnonzero(passed)
+                if len(rows):
+                    embeddings[rows] = encode([normalised[i].text for i in rows])
+            else:
+                embeddings = np.where(passed[:, None], embeddings, default).astype(np.float32)
+        return normalised, tfidf_logit, hits, embeddings, passed
 
     # ----- features ----------------------------------------------------------------------------
 
@@ -166,6 +237,22 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         if "retrieval" in self.parts:
             columns.append(self.retrieval_.features(list(texts), embeddings))
         return np.hstack(columns)
+
+    def _monotone(self) -> np.ndarray:
+        """Stacker columns that may only raise the score: each part's own evidence, never held against it.
+
+        (The second-best provision similarity stays free: a clear best match is what counts there.)
+        """
+        mask: list[bool] = []
+        if "tfidf" in self.parts:
+            mask.append(True)
+        if "embedding" in self.parts:
+            mask.append(True)
+        if "watchlist" in self.parts:
+            mask += [True, True, True]
+        if "retrieval" in self.parts:
+            mask += [True, False]
+        return np.asarray(mask, dtype=bool)
 
     def _category_matrix(
         self, texts: Sequence[str], normalised: Sequence[Normalised], embeddings: np.ndarray | None
@@ -239,10 +326,17 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             all_provisions = list(provisions)
             cited = [all_provisions[i] for i in keep]
             self.retrieval_.fit(texts, list(labels), provisions=cited, embeddings=embeddings, encoder=encoder)
+        if embeddings is not None:
+            # What a gated description stands in for: the mean ordinary description, unit length.
+            mean = embeddings[labels == 0].mean(axis=0) if (labels == 0).any() else embeddings.mean(axis=0)
+            self.default_embedding_ = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+        self.gate_ = -np.inf
         features = self._features(texts, normalised, embeddings, oof_tfidf[keep], oof_embed)
         self.scale_ = features.std(axis=0) + 1e-9
         self.stacker_.set_params(class_weight="balanced")
         self.stacker_.fit(features / self.scale_, labels)
+        if (self.stacker_.coef_[0][self._monotone()] < 0).any():
+            monotone_fit(self.stacker_, features / self.scale_, labels, self._monotone())
         cats = np.asarray(categories)[keep]
         positive = labels == 1
         matrix = self._category_matrix(
@@ -256,12 +350,6 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         self.threshold_ = 0.5
         return self
 
-    def _embed(self, texts: Sequence[str], embeddings: np.ndarray | None) -> np.ndarray | None:
-        """The given embeddings, or those of ``texts`` when the parts need them and none were given."""
-        if self.uses_embeddings and embeddings is None:
-            return encode(prepare(texts))
-        return embeddings
-
     def _calibrated(self, margin: np.ndarray) -> np.ndarray:
         a, b = self.platt_
         out: np.ndarray = 1.0 / (1.0 + np.exp(-(a * margin + b)))
@@ -272,7 +360,14 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     ) -> Flagger:
         """Platt scaling and the decision threshold, on held-out (validation) data."""
         texts = list(X)
-        embeddings = self._embed(texts, embeddings)
+        labels = np.asarray(y)
+        if self.uses_embeddings and embeddings is None:
+            embeddings = encode(prepare(texts))
+        self.gate_ = -np.inf
+        if self.gated and (labels == 1).any():
+            assert self.gate_recall is not None
+            logits = self.tfidf_.decision_function(texts)
+            self.gate_ = float(np.quantile(logits[labels == 1], 1.0 - self.gate_recall))
         z = self.decision_function(texts, embeddings)
         platt = LogisticRegression(C=1e4, max_iter=2000).fit(z.reshape(-1, 1), np.asarray(y))
         self.platt_ = (float(platt.coef_[0, 0]), float(platt.intercept_[0]))
@@ -284,7 +379,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
 
     def decision_function(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         texts = list(X)
-        features = self._features(texts, [normalise(t) for t in texts], self._embed(texts, embeddings))
+        normalised, tfidf_logit, hits, embeddings, _ = self._inputs(texts, embeddings)
+        features = self._features(texts, normalised, embeddings, tfidf_logit, hits=hits)
         out: np.ndarray = self.stacker_.decision_function(features / self.scale_)
         return out
 
@@ -298,7 +394,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     def categorise(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> list[dict[str, float]]:
         """Probability of each category of controlled goods, per description."""
         texts = list(X)
-        return self._categorise(texts, [normalise(t) for t in texts], self._embed(texts, embeddings))
+        normalised, _, _, embeddings, _ = self._inputs(texts, embeddings)
+        return self._categorise(texts, normalised, embeddings)
 
     def _categorise(
         self, texts: Sequence[str], normalised: Sequence[Normalised], embeddings: np.ndarray | None
@@ -310,19 +407,23 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     def score(self, X: Sequence[str], explain: bool = False, threshold: float | None = None) -> list[Result]:
         """Score descriptions; with ``explain``, cite provisions, watch-list hits and the words that drove it."""
         texts = list(X)
+        if not texts:
+            return []
         cut = self.threshold_ if threshold is None else threshold
-        normalised = [normalise(t) for t in texts]
-        embeddings = encode([n.text for n in normalised]) if self.uses_embeddings else None
-        hits = self._hits(texts, normalised) if explain or "watchlist" in self.parts else None
-        features = self._features(texts, normalised, embeddings, hits=hits)
+        normalised, tfidf_logit, hits, embeddings, passed = self._inputs(texts, need_hits=explain)
+        features = self._features(texts, normalised, embeddings, tfidf_logit, hits=hits)
         scores = self._calibrated(self.stacker_.decision_function(features / self.scale_))
         categories = self._categorise(texts, normalised, embeddings)
         results = []
-        nearest = (
-            self.retrieval_.nearest(texts, k=3, embeddings=embeddings)
-            if explain and "retrieval" in self.parts
-            else None
-        )
+        nearest = None
+        if explain and "retrieval" in self.parts:
+            # Citations need every description's own embedding, gated or not; the score does not.
+            cited = embeddings
+            if embeddings is not None and not passed.all():
+                cited = embeddings.copy()
+                rows = np.flatnonzero(~passed)
+                cited[rows] = encode([normalised[i].text for i in rows])
+            nearest = self.retrieval_.nearest(texts, k=3, embeddings=cited)
         for i, (text, norm) in enumerate(zip(texts, normalised, strict=True)):
             flagged = bool(scores[i] >= cut)
             result = Result(

@@ -27,7 +27,7 @@ from models.retrieval import ProvisionIndex
 from models.text import Normalise
 from models.watchlist import Substance, Watchlist
 
-FORMAT = 1
+FORMAT = 2
 MANIFEST = "MANIFEST.json"
 CONFIG = "flagger.json"
 
@@ -104,6 +104,7 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
         "target_recall": flagger.target_recall,
         "platt": list(flagger.platt_),
         "scale": flagger.scale_.tolist(),
+        "gate": None if not np.isfinite(getattr(flagger, "gate_", -np.inf)) else float(flagger.gate_),
         "params": {k: repr(v) for k, v in flagger.get_params(deep=False).items() if k not in ("controls", "watchlist")},
         "encoder": ENCODER_ID if flagger.uses_embeddings else None,
         "metadata": metadata or {},
@@ -115,6 +116,8 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
         _save_tfidf(directory, flagger.tfidf_)
     if "embedding" in parts:
         _save_linear(directory / "embedding_head.npz", flagger.embedding_head_)
+    if getattr(flagger, "default_embedding_", None) is not None:
+        np.save(directory / "default_embedding.npy", flagger.default_embedding_)
     if "retrieval" in parts:
         index: ProvisionIndex = flagger.retrieval_
         np.savez(
@@ -191,6 +194,9 @@ def load(directory: Path) -> Flagger:
             ]
         )
     flagger = Flagger(parts=parts, controls=controls, watchlist=watchlist, target_recall=config["target_recall"])
+    flagger.gate_ = -np.inf if config["gate"] is None else float(config["gate"])
+    if (directory / "default_embedding.npy").is_file():
+        flagger.default_embedding_ = np.load(directory / "default_embedding.npy", allow_pickle=False)
     flagger.stacker_ = _load_linear(directory / "stacker.npz")
     flagger.category_head_ = _load_linear(directory / "category_head.npz")
     flagger.scale_ = np.asarray(config["scale"])
