@@ -179,6 +179,14 @@ def by_alias(name: str, alias: str) -> Version | None:
     return next((v for v in versions(name) if v.version == str(mv.version)), None)
 
 
+def alias_version(name: str, alias: str) -> str | None:
+    """The version number an alias points at, or None (one cheap call, for polling)."""
+    try:
+        return str(client().get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
 def set_alias(name: str, alias: str, version: str) -> None:
     """Point ``alias`` at ``version``."""
     client().set_registered_model_alias(name, alias, version)

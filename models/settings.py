@@ -6,10 +6,21 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+PERIODS = {"second": 1.0, "minute": 60.0, "hour": 3600.0}
+
+
+def parse_rate(value: str) -> tuple[int, float]:
+    """``600/minute`` into (600, 60.0); a clear error otherwise."""
+    count, _, period = value.strip().partition("/")
+    if not count.isdigit() or int(count) < 1 or period not in PERIODS:
+        raise ValueError(f"rate limit {value!r} must look like 600/minute (COUNT/second, /minute or /hour)")
+    return int(count), PERIODS[period]
 
 
 class Settings(BaseSettings):
@@ -26,6 +37,15 @@ class Settings(BaseSettings):
     model_uri: str = "models:/dualscreen@champion"
     database_url: str = f"sqlite:///{PROJECT_DIR / 'var' / 'dualscreen.db'}"
     seed: int = 13
+    # Serving: where it listens and the limits it enforces.
+    host: str = "127.0.0.1"
+    port: int = 8000
+    rate_limit: str = Field(default="600/minute", description="per API key: COUNT/second|minute|hour")
+    max_body_bytes: int = 1_048_576
+    scoring_slots: int = Field(default=2, description="requests scored at once; the rest wait in the queue")
+    queue_limit: int = Field(default=64, description="requests waiting for a slot before 503")
+    model_poll_seconds: float = Field(default=30.0, description="how often to look for a new champion; 0: never")
+    threshold: float | None = Field(default=None, description="override the model's stored decision threshold")
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
@@ -34,6 +54,17 @@ class Settings(BaseSettings):
         if self.tracking_uri is None:
             self.tracking_uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_DIR / 'mlflow.db'}"
         return self
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        parse_rate(value)
+        return value
+
+    @property
+    def rate(self) -> tuple[int, float]:
+        """The rate limit as (requests, seconds)."""
+        return parse_rate(self.rate_limit)
 
     @property
     def corpus(self) -> Path:

@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 
-from models import registry, store
+from models import registry
 from models.flagger import Flagger
+from models.loader import load_model
 from models.settings import Settings
 from training import corpus
 from training.evaluate import evaluate, read_labelled
-
-
-def load_model(uri: str, settings: Settings) -> tuple[Flagger, dict[str, str]]:
-    """A flagger from a local directory or an MLflow URI (``models:/name@alias``), hashes verified."""
-    path = Path(uri)
-    if path.is_dir():
-        return store.load(path), {"uri": str(path), "sha256": store.digest(path)}
-    registry.configure(settings.tracking)
-    with tempfile.TemporaryDirectory(prefix="dualscreen-model-") as tmp:
-        directory, info = registry.download(uri, Path(tmp))
-        # store.load verifies and reads every file now; nothing is read from the directory later.
-        return store.load(directory), {**info, "sha256": store.digest(directory)}
 
 
 def champion_exists(settings: Settings) -> bool:
