@@ -105,8 +105,8 @@ def evaluate(
     """Evaluate a model on a labelled CSV and print the metrics."""
     import json
 
+    from models.loader import load_model
     from training import evaluate as evaluate_module
-    from training.catalog import load_model
 
     settings = get_settings()
     try:
@@ -165,8 +165,8 @@ def score(
     batch_size: Annotated[int, typer.Option(help="rows per batch")] = 256,
 ) -> None:
     """Score a CSV of descriptions in batches; rows that cannot be scored are reported, never dropped."""
+    from models.loader import load_model
     from training import batch
-    from training.catalog import load_model
 
     settings = get_settings()
     try:
@@ -187,7 +187,7 @@ def score(
 
 @app.command()
 def up() -> None:
-    """The main job: build the corpus and train on first run, then serve as far as that exists."""
+    """The main job: build the corpus and train on first run, then serve the API on localhost."""
     from training.catalog import champion_exists
 
     settings = get_settings()
@@ -199,6 +199,84 @@ def up() -> None:
         train(param=None, candidate=None, register=True)
     else:
         console.print(f"champion found for {settings.model_name}; `dualscreen train` trains a challenger")
+    serve(host=None, port=None, workers=1)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on (default: DUALSCREEN_HOST, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: DUALSCREEN_PORT, 8000)")] = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="worker processes behind the one port")] = 1,
+) -> None:
+    """Serve the scoring API (and the KServe v2 routes) with the champion model."""
+    import uvicorn
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    console.print(f"serving {settings.model_uri} on http://{host}:{port} (docs at /docs); Ctrl-C stops")
+    uvicorn.run(
+        "serving.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        proxy_headers=False,
+    )
+
+
+keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")
+app.add_typer(keys_app, name="keys")
+
+
+def _engine() -> Any:
+    from serving import db
+
+    return db.connect(get_settings().database_url)
+
+
+@keys_app.command("create")
+def keys_create(
+    role: Annotated[str, typer.Option(help="screening, officer or admin")],
+    name: Annotated[str, typer.Option(help="who holds the key, e.g. customs-gateway")] = "unnamed",
+) -> None:
+    """Create a key; it is printed once, as the last word of the last line, and stored only as a hash."""
+    from serving import keys
+
+    try:
+        record, secret = keys.create(_engine(), role, name)
+    except ValueError as err:
+        _fail(err)
+    console.print(f"created {record.role} key {record.id} for {record.name}; it is shown only now, store it safely")
+    # Plain print: no wrapping or markup may split the key.
+    print(f"key: {secret}")
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """Every key's id, name, role and dates (never a secret)."""
+    from serving import keys
+
+    table = Table(title="API keys")
+    for col in ("id", "name", "role", "created", "revoked"):
+        table.add_column(col)
+    for k in keys.listing(_engine()):
+        revoked = k.revoked_at.isoformat(timespec="seconds") if k.revoked_at else ""
+        table.add_row(k.id, k.name, k.role, k.created_at.isoformat(timespec="seconds"), revoked)
+    console.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id (from `dualscreen keys list`)")]) -> None:
+    """Revoke a key; it fails authentication from the next request on."""
+    from serving import keys
+
+    if not keys.revoke(_engine(), key_id):
+        _fail(ValueError(f"no live key with id {key_id!r}; see `dualscreen keys list`"))
+    console.print(f"revoked {key_id}")
 
 
 def main() -> None:

@@ -1,0 +1,136 @@
+"""The service's database: API keys, the scoring audit record and the review queue (SQLAlchemy Core).
+
+SQLite in WAL mode by default (one file under ``var/``); any SQLAlchemy URL, such as PostgreSQL,
+by ``DUALSCREEN_DATABASE_URL``. Descriptions are stored only for flagged items (the review queue
+needs them); the audit record of every call keeps a hash of the description, never its text.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    text,
+)
+
+metadata = MetaData()
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(16), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("secret_sha256", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True), nullable=True),
+)
+
+score_audit = Table(
+    "score_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(36), nullable=False, index=True),
+    Column("key_id", String(16), nullable=False),
+    Column("item_id", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    Column("model_version", String(64), nullable=False),
+    Column("model_sha256", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("flagged", Boolean, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("description_sha256", String(64), nullable=False),
+)
+
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("audit_id", Integer, ForeignKey("score_audit.id"), nullable=True),
+    Column("request_id", String(36), nullable=False),
+    Column("key_id", String(16), nullable=False),
+    Column("item_id", String(100), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("score", Float, nullable=False),
+    Column("threshold", Float, nullable=False),
+    Column("category", String(32), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("hs_code", String(16), nullable=True),
+    Column("explanation", Text, nullable=False),
+    Column("status", String(16), nullable=False, default="open"),
+    Index("ix_review_status_created", "status", "created_at"),
+)
+
+heartbeat = Table(
+    "heartbeat",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+
+def now() -> datetime:
+    """The current time, UTC, timezone-aware."""
+    return datetime.now(UTC)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL: readers never block the writer; NORMAL sync is durable across crashes of the process.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def connect(url: str) -> Engine:
+    """An engine for ``url`` with the schema created; SQLite files get WAL mode and their directory."""
+    kwargs: dict[str, Any] = {"future": True}
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 5}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if url.startswith("sqlite"):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    metadata.create_all(engine)
+    return engine
+
+
+def writable(engine: Engine) -> bool:
+    """Whether the database takes a write now (readiness)."""
+    try:
+        with engine.begin() as conn:
+            updated = conn.execute(heartbeat.update().where(heartbeat.c.id == 1).values(at=now())).rowcount
+            if not updated:
+                conn.execute(heartbeat.insert().values(id=1, at=now()))
+    except Exception:  # any driver error means not ready; the reason goes to the log, not the probe
+        return False
+    return True
+
+
+def ping(engine: Engine) -> None:
+    """Raise if the database cannot be reached."""
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
