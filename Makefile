@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-CODE := models training serving dualscreen tests
+CODE := models training serving dualscreen tests bench
 
 .PHONY: run test lint setup clean
 
