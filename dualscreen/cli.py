@@ -199,6 +199,15 @@ def up() -> None:
         train(param=None, candidate=None, register=True)
     else:
         console.print(f"champion found for {settings.model_name}; `dualscreen train` trains a challenger")
+    from serving import demo
+
+    name, password = demo.officer(settings)
+    flagged = demo.queue(settings)
+    if flagged:
+        console.print(f"seeded the review queue with {flagged} flagged sample declarations")
+    if password:
+        console.print(f"review page: sign in as {name} with the password in {demo.PASSWORD_FILE}")
+    console.print("API keys: `dualscreen keys create --role screening --name NAME`")
     serve(host=None, port=None, workers=1)
 
 
@@ -226,6 +235,64 @@ def serve(
         server_header=False,
         proxy_headers=False,
     )
+
+
+users_app = typer.Typer(no_args_is_help=True, help="Officer accounts for the review workspace.")
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: Annotated[str, typer.Argument(help="sign-in name, e.g. a.smith")],
+    role: Annotated[str, typer.Option(help="officer or admin")] = "officer",
+) -> None:
+    """Add an account; the password is read from stdin when it is not a terminal, else prompted twice."""
+    import getpass
+
+    from serving import users
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != password:
+            _fail(ValueError("the passwords differ; nothing was created"))
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    try:
+        user = users.add(_engine(), name, password, role)
+    except users.UserError as err:
+        _fail(err)
+    console.print(f"added {user.role} {user.username}")
+
+
+audit_app = typer.Typer(no_args_is_help=True, help="The hash-chained audit log of decisions and sign-ins.")
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; exit 1 and name the first bad row if it was altered."""
+    from serving import audit
+
+    verdict = audit.verify(_engine())
+    console.print(("[green]ok[/green]: " if verdict.ok else "[red]broken[/red]: ") + verdict.reason)
+    if not verdict.ok:
+        raise typer.Exit(1)
+
+
+feedback_app = typer.Typer(no_args_is_help=True, help="Officers' decisions as training data.")
+app.add_typer(feedback_app, name="feedback")
+
+
+@feedback_app.command("export")
+def feedback_export(output: Annotated[Path, typer.Option("-o", "--output", help="CSV to write")]) -> None:
+    """Decided items as labelled rows; referred and unconfirmed ones are held back and counted."""
+    from serving import review
+
+    frame, held = review.export(_engine())
+    frame.to_csv(output, index=False)
+    console.print(f"wrote {len(frame)} labelled rows to {output} ({int(frame['label'].sum())} controlled)")
+    for reason, n in sorted(held.items()):
+        console.print(f"  held back: {n} {reason}")
 
 
 keys_app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys.")

@@ -18,11 +18,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -387,9 +388,28 @@ def create_app(settings: Settings | None = None, served: scoring.Served | None =
     app.state.admission = Admission(settings.scoring_slots, settings.queue_limit)
     install_error_handlers(app)
     register_routes(app)
-    from serving import kserve
+    from serving import kserve, web
 
     app.include_router(kserve.router)
+    app.include_router(web.router)
+    app.mount("/review/static", web.static, name="review-static")
+
+    @app.exception_handler(web.SignIn)
+    async def sign_in(request: Request, exc: web.SignIn) -> RedirectResponse:
+        return RedirectResponse("/review/login", status_code=303)
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        return RedirectResponse("/review", status_code=307)
+
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=web.session_secret(settings),
+        session_cookie="dualscreen_session",
+        max_age=settings.session_seconds,
+        same_site="strict",
+        https_only=settings.secure_cookies,
+    )
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestContext, fastapi=app)
     return app

@@ -75,7 +75,60 @@ review_items = Table(
     Column("hs_code", String(16), nullable=True),
     Column("explanation", Text, nullable=False),
     Column("status", String(16), nullable=False, default="open"),
+    # Optimistic concurrency: a decision names the version it saw; the second of two loses.
+    Column("version", Integer, nullable=False, default=0),
     Index("ix_review_status_created", "status", "created_at"),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("password_hash", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("failed_logins", Integer, nullable=False, default=0),
+    Column("locked_until", DateTime(timezone=True), nullable=True),
+)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("review_item_id", Integer, ForeignKey("review_items.id"), nullable=False, index=True),
+    Column("decision", String(16), nullable=False),
+    Column("comment", Text, nullable=False, default=""),
+    Column("category", String(32), nullable=False),
+    Column("decided_by", String(64), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("model_version", String(64), nullable=False),
+    # A watch-listed substance judged not controlled needs a second officer before it is a label.
+    Column("needs_confirmation", Boolean, nullable=False, default=False),
+    Column("confirmed_by", String(64), nullable=True),
+    Column("confirmed_at", DateTime(timezone=True), nullable=True),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("seq", Integer, primary_key=True),
+    Column("at", DateTime(timezone=False), nullable=False),  # naive UTC: hashed, so stored exactly
+    Column("actor", String(64), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("item_id", Integer, nullable=True),
+    Column("details", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row: the head of the audit chain. Appending updates it first, which serialises writers.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 heartbeat = Table(

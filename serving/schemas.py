@@ -61,6 +61,7 @@ class Hit(BaseModel):
     cas: str | None
     provision: str
     reference: str
+    cwc_schedule: str = Field(description="the CWC schedule entry of the substance, '' when not scheduled")
     kind: str
     by: str
     start: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import uuid
@@ -28,6 +29,7 @@ class Served:
     hs: HsExpectations
     threshold: float
     references: dict[str, str] = field(default_factory=dict)
+    schedules: dict[str, str] = field(default_factory=dict)
 
 
 def load(settings: Settings, uri: str | None = None) -> Served:
@@ -46,7 +48,14 @@ def load(settings: Settings, uri: str | None = None) -> Served:
     )
     references = {s.name: s.reference for s in flagger.watchlist.substances} if flagger.watchlist else {}
     threshold = settings.threshold if settings.threshold is not None else float(flagger.threshold_)
-    return Served(flagger, model, controls, load_hs(settings.data_dir), threshold, references)
+    return Served(flagger, model, controls, load_hs(settings.data_dir), threshold, references, cwc_schedules(settings))
+
+
+def cwc_schedules(settings: Settings) -> dict[str, str]:
+    """CAS number to CWC schedule entry (``2B.13``), from the CWC's own schedules."""
+    path = settings.data_dir / "reference" / "cwc-schedules" / "cwc_schedules.csv"
+    with path.open(encoding="utf-8") as handle:
+        return {r["cas"]: f"{r['schedule']}{r['part']}.{r['item']}" for r in csv.DictReader(handle) if r["cas"]}
 
 
 def description_hash(text: str) -> str:
@@ -93,6 +102,7 @@ def to_schema(served: Served, result: Result, item: schemas.Item, item_id: str, 
             cas=h.cas,
             provision=h.provision,
             reference=served.references.get(h.substance, ""),
+            cwc_schedule=served.schedules.get(h.cas or "", ""),
             kind=h.kind,
             by=h.by,
             start=h.start,

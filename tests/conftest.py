@@ -12,6 +12,8 @@ from models.watchlist import Watchlist
 from models.watchlist import load as load_watchlist
 
 DATA_DIR = PROJECT_DIR / "data"
+# The browser and page fixtures (Playwright over Debian's Chromium).
+pytest_plugins = ["tests.browser"]
 
 
 @pytest.fixture(scope="session")
@@ -38,3 +40,19 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default flagger fitted on the tiny corpus and saved (hashes and all), once per session."""
+    from models import store
+    from models.controllist import ANNEX_FILE
+    from models.flagger import PARTS
+    from tests import tiny
+    from training.embeddings import EmbeddingCache
+    from training.train import fit_candidate
+
+    flagger = fit_candidate(
+        PARTS, {"folds": 2}, tiny.frames(), {}, EmbeddingCache(PROJECT_DIR / "var" / "cache"), get_settings()
+    )
+    return store.save(flagger, tmp_path_factory.mktemp("tiny-model") / "model", annex=DATA_DIR / ANNEX_FILE)

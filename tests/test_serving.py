@@ -17,15 +17,11 @@ from typer.testing import CliRunner
 from dualscreen.cli import app as cli
 from models import store
 from models.controllist import ANNEX_FILE, ControlList
-from models.flagger import PARTS, Flagger
 from models.lexicon import CATEGORIES
-from models.settings import PROJECT_DIR, Settings, get_settings
+from models.settings import Settings, get_settings
 from serving import db, keys
 from serving.app import create_app
 from serving.limits import Admission, Refused
-from tests import tiny
-from training.embeddings import EmbeddingCache
-from training.train import fit_candidate
 
 PRECURSOR = "THIODIGLYCOL 99% 200 KG DRUMS"
 REACTOR = "HASTELLOY C-276 REACTOR 2000 L, 2 PCS"
@@ -33,11 +29,8 @@ ORDINARY = "COTTON T-SHIRTS, 10 DRUMS"
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Path:
-    flagger: Flagger = fit_candidate(
-        PARTS, {"folds": 2}, tiny.frames(), {}, EmbeddingCache(PROJECT_DIR / "var" / "cache"), get_settings()
-    )
-    return store.save(flagger, tmp_path_factory.mktemp("serving") / "model", annex=data_dir / ANNEX_FILE)
+def model_dir(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 def _settings(model_dir: Path, tmp_path: Path, **overrides: Any) -> Settings:
@@ -98,7 +91,7 @@ def test_score_contract_fields(api: Api, model_dir: Path, controls: ControlList)
         assert provision["text"] == controls.get(provision["code"]).text
         assert provision["regime"] == controls.get(provision["code"]).regime
     hit = next(h for h in result["hits"] if h["cas"] == "111-48-8")
-    assert hit["provision"] == "1C350.1"
+    assert hit["provision"] == "1C350.1" and hit["cwc_schedule"] == "2B.13"
     assert PRECURSOR[hit["start"] : hit["end"]].upper() == "THIODIGLYCOL"
     assert result["hs_check"] == {"declared": "293070", "consistent": True, "note": result["hs_check"]["note"]}
     assert result["notes"] == []
@@ -206,7 +199,7 @@ def test_auth_keys_are_stored_only_as_hashes(api: Api) -> None:
     with api.engine.connect() as conn:
         stored = json.dumps([dict(r) for r in conn.execute(select(db.api_keys)).mappings()], default=str)
     for secret in api.keys.values():
-        assert secret.split("_")[2] not in stored
+        assert secret.split("_", 2)[2] not in stored
 
 
 # ----- limits --------------------------------------------------------------------------------------
@@ -436,7 +429,7 @@ def test_keys_cli_prints_the_key_last_and_it_works(api: Api, monkeypatch: pytest
     secret = created.output.strip().splitlines()[-1].split()[-1]
     assert api.client.get("/v1/review/items", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     listed = runner.invoke(cli, ["keys", "list"])
-    assert "desk-7" in listed.output and secret.split("_")[2] not in listed.output
+    assert "desk-7" in listed.output and secret.split("_", 2)[2] not in listed.output
     key_id = secret.split("_")[1]
     assert runner.invoke(cli, ["keys", "revoke", key_id]).exit_code == 0
     assert api.client.get("/v1/review/items", headers={"Authorization": f"Bearer {secret}"}).status_code == 401
