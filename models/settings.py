@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     queue_limit: int = Field(default=64, description="requests waiting for a slot before 503")
     model_poll_seconds: float = Field(default=30.0, description="how often to look for a new champion; 0: never")
     threshold: float | None = Field(default=None, description="override the model's stored decision threshold")
+    # Review workspace: signed session cookies.
+    secret_key: str | None = Field(default=None, description="signs session cookies; var/secret_key when unset")
+    session_seconds: int = Field(default=8 * 3600, description="a sign-in lasts this long")
+    secure_cookies: bool = Field(default=False, description="send cookies over HTTPS only (set behind TLS)")
 
     @model_validator(mode="after")
     def _derive(self) -> Settings:
