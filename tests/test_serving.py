@@ -442,3 +442,30 @@ def test_limit_messages_say_the_fix(api: Api) -> None:
     assert "blank" in blank
     many = api.score([{"description": "A"}] * 257).json()["detail"][0]["message"]
     assert "split" in many
+
+
+def test_hot_swap_by_alias_polling(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+    import time
+
+    from serving import scoring
+
+    base = scoring.load(_settings(model_dir, tmp_path))
+    versions = {
+        v: dataclasses.replace(base, info=base.info.model_copy(update={"version": v, "alias": "champion"}))
+        for v in ("1", "2")
+    }
+    champion = {"version": "1"}
+    monkeypatch.setattr(scoring, "load", lambda settings, uri=None: versions[champion["version"]])
+    monkeypatch.setattr("models.registry.alias_version", lambda name, alias: champion["version"])
+    settings = _settings(model_dir, tmp_path, model_uri="models:/dualscreen@champion", model_poll_seconds=0.05)
+    with TestClient(create_app(settings)) as client:
+        secret = keys.create(client.app.state.engine, "screening", "poll")[1]  # type: ignore[attr-defined]
+        headers = {"Authorization": f"Bearer {secret}"}
+        assert client.get("/v1/model", headers=headers).json()["version"] == "1"
+        champion["version"] = "2"  # someone promoted version 2
+        deadline = time.monotonic() + 5
+        while client.get("/v1/model", headers=headers).json()["version"] != "2" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/v1/model", headers=headers).json()["version"] == "2"
+        assert "dualscreen_model_swaps_total 1.0" in client.get("/metrics").text
