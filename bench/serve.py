@@ -196,7 +196,9 @@ def tracking_uri() -> str:
 
 def server_env() -> dict[str, str]:
     """The user's environment, offline, with the per-key rate limit out of the way."""
-    return {**os.environ, "HF_HUB_OFFLINE": "1", "DUALSCREEN_RATE_LIMIT": "100000000/minute"}
+    # mlflow models serve runs `uvicorn` by name: the project's environment must come first on PATH.
+    path = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    return {**os.environ, "PATH": path, "HF_HUB_OFFLINE": "1", "DUALSCREEN_RATE_LIMIT": "100000000/minute"}
 
 
 def create_key() -> str:

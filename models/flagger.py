@@ -24,7 +24,7 @@ from models.encoder import encode
 from models.normalise import Normalised, normalise
 from models.retrieval import Match, ProvisionIndex
 from models.text import prepare
-from models.tfidf import Token, attribute
+from models.tfidf import WORD, Token, attribute
 from models.tfidf import build as build_tfidf
 from models.watchlist import Hit
 
@@ -43,6 +43,22 @@ class Result:
     hits: list[Hit] = field(default_factory=list)
     tokens: list[Token] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Drift signals: the share of words the TF-IDF vocabulary has never seen, and how far the
+    # description lies from the nearest training description (None when it skipped the encoder).
+    oov: float = 0.0
+    novelty: float | None = None
+
+
+@dataclass
+class Inputs:
+    """What scoring derives from the descriptions once: normalised text, TF-IDF, hits, embeddings, the gate."""
+
+    normalised: list[Normalised]
+    tfidf_logit: np.ndarray | None
+    hits: list[list[Hit]] | None
+    embeddings: np.ndarray | None
+    passed: np.ndarray
+    matrix: Any = None
 
 
 def _logit(p: np.ndarray) -> np.ndarray:
@@ -167,9 +183,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             passed |= np.array([bool(h) for h in hits], dtype=bool)
         return passed
 
-    def _inputs(
-        self, texts: Sequence[str], embeddings: np.ndarray | None = None, need_hits: bool = False
-    ) -> tuple[list[Normalised], np.ndarray | None, list[list[Hit]] | None, np.ndarray | None, np.ndarray]:
+    def _inputs(self, texts: Sequence[str], embeddings: np.ndarray | None = None, need_hits: bool = False) -> Inputs:
         """Normalised texts, TF-IDF logits, hits, embeddings (cascaded) and which rows passed the gate.
 
         The cascade: a description the TF-IDF part scores far below every controlled description it was
@@ -179,7 +193,11 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         reported metrics are those of what is served.
         """
         normalised = [normalise(t) for t in texts]
-        tfidf_logit = self.tfidf_.decision_function(list(texts)) if "tfidf" in self.parts else None
+        matrix = tfidf_logit = None
+        if "tfidf" in self.parts:
+            # One TF-IDF transform serves the logit and the category head (the pipeline would redo it).
+            matrix = self.tfidf_.named_steps["features"].transform([n.text for n in normalised])
+            tfidf_logit = self.tfidf_.named_steps["clf"].decision_function(matrix)
         hits = self._hits(texts, normalised) if (need_hits or "watchlist" in self.parts) else None
         passed = self._passes(tfidf_logit, hits, len(texts))
         if self.uses_embeddings:
@@ -193,7 +211,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                     embeddings[rows] = encode([normalised[i].text for i in rows])
             else:
                 embeddings = np.where(passed[:, None], embeddings, default).astype(np.float32)
-        return normalised, tfidf_logit, hits, embeddings, passed
+        return Inputs(normalised, tfidf_logit, hits, embeddings, passed, matrix)
 
     # ----- features ----------------------------------------------------------------------------
 
@@ -255,12 +273,16 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         return np.asarray(mask, dtype=bool)
 
     def _category_matrix(
-        self, texts: Sequence[str], normalised: Sequence[Normalised], embeddings: np.ndarray | None
+        self,
+        texts: Sequence[str],
+        normalised: Sequence[Normalised],
+        embeddings: np.ndarray | None,
+        matrix: Any = None,
     ) -> Any:
         blocks: list[Any] = []
         if "tfidf" in self.parts:
             union = self.tfidf_.named_steps["features"]
-            blocks.append(union.transform([n.text for n in normalised]))
+            blocks.append(matrix if matrix is not None else union.transform([n.text for n in normalised]))
         if embeddings is not None and self.uses_embeddings:
             blocks.append(sp.csr_matrix(embeddings))
         if not blocks:
@@ -327,6 +349,11 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             cited = [all_provisions[i] for i in keep]
             self.retrieval_.fit(texts, list(labels), provisions=cited, embeddings=embeddings, encoder=encoder)
         if embeddings is not None:
+            # A sample of what training saw, to tell how far a new description lies from all of it.
+            pick = np.random.default_rng(self.seed).choice(
+                len(embeddings), size=min(2000, len(embeddings)), replace=False
+            )
+            self.reference_ = embeddings[np.sort(pick)].astype(np.float16)
             # What a gated description stands in for: the mean ordinary description, unit length.
             mean = embeddings[labels == 0].mean(axis=0) if (labels == 0).any() else embeddings.mean(axis=0)
             self.default_embedding_ = (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
@@ -379,8 +406,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
 
     def decision_function(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         texts = list(X)
-        normalised, tfidf_logit, hits, embeddings, _ = self._inputs(texts, embeddings)
-        features = self._features(texts, normalised, embeddings, tfidf_logit, hits=hits)
+        got = self._inputs(texts, embeddings)
+        features = self._features(texts, got.normalised, got.embeddings, got.tfidf_logit, hits=got.hits)
         out: np.ndarray = self.stacker_.decision_function(features / self.scale_)
         return out
 
@@ -394,13 +421,17 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     def categorise(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> list[dict[str, float]]:
         """Probability of each category of controlled goods, per description."""
         texts = list(X)
-        normalised, _, _, embeddings, _ = self._inputs(texts, embeddings)
-        return self._categorise(texts, normalised, embeddings)
+        got = self._inputs(texts, embeddings)
+        return self._categorise(texts, got.normalised, got.embeddings, got.matrix)
 
     def _categorise(
-        self, texts: Sequence[str], normalised: Sequence[Normalised], embeddings: np.ndarray | None
+        self,
+        texts: Sequence[str],
+        normalised: Sequence[Normalised],
+        embeddings: np.ndarray | None,
+        matrix: Any = None,
     ) -> list[dict[str, float]]:
-        proba = self.category_head_.predict_proba(self._category_matrix(texts, normalised, embeddings))
+        proba = self.category_head_.predict_proba(self._category_matrix(texts, normalised, embeddings, matrix))
         names = [str(c) for c in self.category_head_.classes_]
         return [dict(zip(names, map(float, row), strict=True)) for row in proba]
 
@@ -410,10 +441,11 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         if not texts:
             return []
         cut = self.threshold_ if threshold is None else threshold
-        normalised, tfidf_logit, hits, embeddings, passed = self._inputs(texts, need_hits=explain)
-        features = self._features(texts, normalised, embeddings, tfidf_logit, hits=hits)
+        got = self._inputs(texts, need_hits=explain)
+        normalised, hits, embeddings, passed = got.normalised, got.hits, got.embeddings, got.passed
+        features = self._features(texts, normalised, embeddings, got.tfidf_logit, hits=hits)
         scores = self._calibrated(self.stacker_.decision_function(features / self.scale_))
-        categories = self._categorise(texts, normalised, embeddings)
+        categories = self._categorise(texts, normalised, embeddings, got.matrix)
         results = []
         nearest = None
         if explain and "retrieval" in self.parts:
@@ -424,6 +456,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                 rows = np.flatnonzero(~passed)
                 cited[rows] = encode([normalised[i].text for i in rows])
             nearest = self.retrieval_.nearest(texts, k=3, embeddings=cited)
+        oov = self._oov(normalised)
+        novelty = self._novelty(embeddings, passed)
         for i, (text, norm) in enumerate(zip(texts, normalised, strict=True)):
             flagged = bool(scores[i] >= cut)
             result = Result(
@@ -432,6 +466,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                 category=max(categories[i], key=categories[i].__getitem__) if flagged else "none",
                 categories=categories[i],
                 notes=list(norm.notes),
+                oov=float(oov[i]),
+                novelty=None if np.isnan(novelty[i]) else float(novelty[i]),
             )
             if explain:
                 result.hits = hits[i] if hits is not None else []
@@ -439,6 +475,29 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                 result.tokens = self._tokens(text, norm)
             results.append(result)
         return results
+
+    def _oov(self, normalised: Sequence[Normalised]) -> np.ndarray:
+        """Per description, the share of its words outside the TF-IDF word vocabulary (0 without TF-IDF)."""
+        if "tfidf" not in self.parts:
+            return np.zeros(len(normalised))
+        if getattr(self, "_unigrams", None) is None:
+            word = dict(self.tfidf_.named_steps["features"].transformer_list)["word"]
+            self._unigrams = {t for t in word.vocabulary_ if " " not in t}
+        out = np.zeros(len(normalised))
+        for i, norm in enumerate(normalised):
+            words = WORD.findall(norm.text.lower())
+            out[i] = sum(w not in self._unigrams for w in words) / len(words) if words else 0.0
+        return out
+
+    def _novelty(self, embeddings: np.ndarray | None, passed: np.ndarray) -> np.ndarray:
+        """1 - cosine similarity to the nearest training sample; NaN where the encoder did not run."""
+        out = np.full(len(passed), np.nan)
+        reference = getattr(self, "reference_", None)
+        if embeddings is None or reference is None or not passed.any():
+            return out
+        rows = np.flatnonzero(passed)
+        out[rows] = 1.0 - (embeddings[rows] @ reference.astype(np.float32).T).max(axis=1)
+        return out
 
     def _tokens(self, text: str, norm: Normalised) -> list[Token]:
         if "tfidf" not in self.parts:
