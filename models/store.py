@@ -118,6 +118,8 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
         _save_linear(directory / "embedding_head.npz", flagger.embedding_head_)
     if getattr(flagger, "default_embedding_", None) is not None:
         np.save(directory / "default_embedding.npy", flagger.default_embedding_)
+    if getattr(flagger, "reference_", None) is not None:
+        np.save(directory / "reference.npy", flagger.reference_)
     if "retrieval" in parts:
         index: ProvisionIndex = flagger.retrieval_
         np.savez(
@@ -197,6 +199,8 @@ def load(directory: Path) -> Flagger:
     flagger.gate_ = -np.inf if config["gate"] is None else float(config["gate"])
     if (directory / "default_embedding.npy").is_file():
         flagger.default_embedding_ = np.load(directory / "default_embedding.npy", allow_pickle=False)
+    if (directory / "reference.npy").is_file():
+        flagger.reference_ = np.load(directory / "reference.npy", allow_pickle=False)
     flagger.stacker_ = _load_linear(directory / "stacker.npz")
     flagger.category_head_ = _load_linear(directory / "category_head.npz")
     flagger.scale_ = np.asarray(config["scale"])
