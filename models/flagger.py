@@ -435,29 +435,35 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         names = [str(c) for c in self.category_head_.classes_]
         return [dict(zip(names, map(float, row), strict=True)) for row in proba]
 
-    def score(self, X: Sequence[str], explain: bool = False, threshold: float | None = None) -> list[Result]:
-        """Score descriptions; with ``explain``, cite provisions, watch-list hits and the words that drove it."""
+    def score(self, X: Sequence[str], explain: bool | str = False, threshold: float | None = None) -> list[Result]:
+        """Score descriptions; with ``explain``, cite provisions, watch-list hits and the words that drove it.
+
+        ``explain="flagged"`` explains only the flagged descriptions, in the same pass (what the
+        review queue needs when the caller asked for scores alone).
+        """
         texts = list(X)
         if not texts:
             return []
         cut = self.threshold_ if threshold is None else threshold
-        got = self._inputs(texts, need_hits=explain)
+        got = self._inputs(texts, need_hits=bool(explain))
         normalised, hits, embeddings, passed = got.normalised, got.hits, got.embeddings, got.passed
         features = self._features(texts, normalised, embeddings, got.tfidf_logit, hits=hits)
         scores = self._calibrated(self.stacker_.decision_function(features / self.scale_))
         categories = self._categorise(texts, normalised, embeddings, got.matrix)
-        results = []
-        nearest = None
-        if explain and "retrieval" in self.parts:
-            # Citations need every description's own embedding, gated or not; the score does not.
-            cited = embeddings
-            if embeddings is not None and not passed.all():
-                cited = embeddings.copy()
-                rows = np.flatnonzero(~passed)
-                cited[rows] = encode([normalised[i].text for i in rows])
-            nearest = self.retrieval_.nearest(texts, k=3, embeddings=cited)
+        wanted = scores >= cut if explain == "flagged" else np.full(len(texts), bool(explain))
+        nearest: dict[int, list[Match]] = {}
+        rows = np.flatnonzero(wanted)
+        if len(rows) and "retrieval" in self.parts and embeddings is not None:
+            # Citations need each description's own embedding, gated or not; the score does not.
+            cited = embeddings[rows].copy()
+            gated = [k for k, i in enumerate(rows) if not passed[i]]
+            if gated:
+                cited[gated] = encode([normalised[rows[k]].text for k in gated])
+            found = self.retrieval_.nearest([texts[i] for i in rows], k=3, embeddings=cited)
+            nearest = dict(zip(rows.tolist(), found, strict=True))
         oov = self._oov(normalised)
         novelty = self._novelty(embeddings, passed)
+        results = []
         for i, (text, norm) in enumerate(zip(texts, normalised, strict=True)):
             flagged = bool(scores[i] >= cut)
             result = Result(
@@ -469,9 +475,9 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                 oov=float(oov[i]),
                 novelty=None if np.isnan(novelty[i]) else float(novelty[i]),
             )
-            if explain:
+            if wanted[i]:
                 result.hits = hits[i] if hits is not None else []
-                result.provisions = nearest[i] if nearest is not None else []
+                result.provisions = nearest.get(i, [])
                 result.tokens = self._tokens(text, norm)
             results.append(result)
         return results

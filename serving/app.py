@@ -172,6 +172,8 @@ def _record(
             "flagged": r.flagged,
             "category": r.category,
             "description_sha256": scoring.description_hash(item.description),
+            "oov_rate": r._oov,
+            "novelty": r._novelty,
         }
         for item, r in zip(items, results, strict=True)
     ]
@@ -211,14 +213,8 @@ def score_and_record(
 ) -> list[schemas.Score]:
     """Score, explain what the queue needs, record, count. Runs in a worker thread."""
     ids = scoring.item_ids(items)
-    results = scoring.score(served, items, ids, explain)
-    flagged = [i for i, r in enumerate(results) if r.flagged]
-    if explain:
-        explained = {i: results[i] for i in flagged}
-    else:
-        # Officers need the reasons of every flagged item, asked for or not.
-        again = scoring.score(served, [items[i] for i in flagged], [ids[i] for i in flagged], True)
-        explained = dict(zip(flagged, again, strict=True))
+    results, explained = scoring.score(served, items, ids, explain)
+    flagged = sorted(explained)
     _record(engine, served, request_id, key_id, items, results, explained)
     metrics.descriptions.inc(len(items))
     for i in flagged:

@@ -68,10 +68,23 @@ def item_ids(items: Sequence[schemas.Item]) -> list[str]:
     return [item.id or f"item-{uuid.uuid4().hex[:12]}" for item in items]
 
 
-def score(served: Served, items: Sequence[schemas.Item], ids: Sequence[str], explain: bool) -> list[schemas.Score]:
-    """Score ``items``; with ``explain``, everything an officer needs to check the result."""
-    results = served.flagger.score([i.description for i in items], explain=explain, threshold=served.threshold)
-    return [to_schema(served, r, item, item_id, explain) for r, item, item_id in zip(results, items, ids, strict=True)]
+def score(
+    served: Served, items: Sequence[schemas.Item], ids: Sequence[str], explain: bool
+) -> tuple[list[schemas.Score], dict[int, schemas.Score]]:
+    """Scores of ``items`` (explained when asked) and, by position, the explanation of every flagged one.
+
+    The review queue needs the reasons of each flagged item whether or not the caller asked; they
+    come from the same pass, so nothing is scored twice.
+    """
+    texts = [i.description for i in items]
+    results = served.flagger.score(texts, explain=True if explain else "flagged", threshold=served.threshold)
+    scored = [to_schema(served, r, item, i, explain) for r, item, i in zip(results, items, ids, strict=True)]
+    explained = {
+        k: scored[k] if explain else to_schema(served, results[k], items[k], ids[k], True)
+        for k, r in enumerate(results)
+        if r.flagged
+    }
+    return scored, explained
 
 
 def to_schema(served: Served, result: Result, item: schemas.Item, item_id: str, explain: bool) -> schemas.Score:
@@ -83,6 +96,7 @@ def to_schema(served: Served, result: Result, item: schemas.Item, item_id: str, 
         threshold=round(served.threshold, 6),
         category=result.category,
     )
+    out._oov, out._novelty = result.oov, result.novelty
     if not explain:
         return out
     out.categories = {k: round(v, 6) for k, v in result.categories.items()}
