@@ -237,6 +237,155 @@ def serve(
     )
 
 
+ingest_app = typer.Typer(no_args_is_help=True, help="Bring new labelled evidence in, validated and versioned.")
+app.add_typer(ingest_app, name="ingest")
+
+
+@ingest_app.command("seizures")
+def ingest_seizures(file: Annotated[Path, typer.Argument(help="seizure records: CSV, XLSX or Parquet")]) -> None:
+    """Validate seizure records row by row; store the accepted ones as a new content-hashed version."""
+    from models.controllist import load as load_controllist
+    from training import seizures
+
+    settings = get_settings()
+    try:
+        done = seizures.ingest(file, settings.seizures_dir, load_controllist(settings.data_dir))
+    except (seizures.SeizureInputError, FileNotFoundError) as err:
+        _fail(err)
+    console.print(done.message)
+    if len(done.rejected):
+        table = Table(title=f"{done.rejected['row'].nunique()} rows rejected (also in {done.rejects_file})")
+        for col in ("row", "column", "reason"):
+            table.add_column(col)
+        for r in done.rejected.itertuples(index=False):
+            table.add_row(str(r.row), str(r.column), str(r.reason))
+        console.print(table)
+
+
+@app.command()
+def retrain(
+    candidate: Annotated[list[str] | None, typer.Option("--candidate", "-c", help="train only these")] = None,
+    feedback: Annotated[
+        Path | None, typer.Option(help="decisions CSV (default: exported from the review database now)")
+    ] = None,
+) -> None:
+    """Train on corpus, seizures and decisions; promote the challenger only if every gate passes."""
+    import pandas as pd
+
+    from training import retrain as retrain_module
+
+    settings = get_settings()
+    if feedback is not None:
+        decisions = pd.read_csv(feedback, dtype=str, keep_default_na=False)
+    else:
+        from serving import review
+
+        decisions, _ = review.export(_engine())
+    try:
+        done = retrain_module.run(settings, decisions, candidate, console=console)
+    except (ValueError, FileNotFoundError, LookupError) as err:
+        _fail(err)
+    added = ", ".join(f"{n} {k} rows" for k, n in done.rows_added.items())
+    console.print(f"trained version {done.version} with {added}; {done.held_out} recent seizures held out")
+    table = Table(title="promotion gates")
+    for col in ("gate", "challenger", "champion", "passed"):
+        table.add_column(col)
+    for g in done.gates:
+        table.add_row(g.name, f"{g.challenger:.4f}", f"{g.champion:.4f}", "yes" if g.passed else "[red]no[/red]")
+    console.print(table)
+    console.print(done.message)
+    if not done.promoted:
+        raise typer.Exit(1)
+
+
+@app.command()
+def drift(
+    since: Annotated[
+        str | None, typer.Option(help="first day of recent traffic, YYYY-MM-DD (default: a week ago)")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="model URI or directory (default: the champion)")] = None,
+    out: Annotated[Path | None, typer.Option(help="HTML report (a PNG goes beside it)")] = None,
+) -> None:
+    """Compare recent scored traffic with the training data; exit 1 when a measure is over its limit."""
+    from datetime import UTC, datetime, timedelta
+
+    import pandas as pd
+    from sqlalchemy import select
+
+    from models.loader import load_model
+    from serving import db
+    from training import corpus as corpus_module
+    from training import drift as drift_module
+
+    settings = get_settings()
+    try:
+        start = datetime.fromisoformat(since) if since else datetime.now(UTC) - timedelta(days=7)
+    except ValueError:
+        _fail(ValueError(f"--since {since!r} must be a date like 2026-11-01"))
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    table = db.score_audit
+    with _engine().connect() as conn:
+        rows = conn.execute(
+            select(table.c.score, table.c.flagged, table.c.category, table.c.oov_rate, table.c.novelty).where(
+                table.c.created_at >= start
+            )
+        ).all()
+    recent = pd.DataFrame(rows, columns=["score", "flagged", "category", "oov_rate", "novelty"])
+    if recent.empty:
+        _fail(ValueError(f"no scored traffic since {start.date()}; pick an earlier --since"))
+    try:
+        flagger, info = load_model(model or settings.model_uri, settings)
+        validation = corpus_module.load(settings.corpus)["validation"]
+    except (FileNotFoundError, LookupError) as err:
+        _fail(err)
+    with console.status(f"scoring the validation split ({len(validation)} rows) as the reference"):
+        ref = drift_module.reference(flagger, validation["text"].tolist(), validation["label"].to_numpy())
+    report = drift_module.compare(recent, ref)
+    target = out or Path("var") / "reports" / f"drift-{datetime.now(UTC):%Y%m%d-%H%M}.html"
+    drift_module.write(report, target, f"drift since {start.date()} ({info.get('uri', '')})")
+    shown = Table(title=f"drift: {len(recent)} recent descriptions against the validation split")
+    for col in ("measure", "value", "limit", "", "detail"):
+        shown.add_column(col)
+    for m in report.measures:
+        flag = "[red]OVER[/red]" if m.over else "ok"
+        shown.add_row(m.name, f"{m.value:.4f}", f"{m.limit:.4f}", flag, m.detail)
+    console.print(shown)
+    console.print(f"wrote {target} and {target.with_suffix('.png')}")
+    if report.drifted:
+        raise typer.Exit(1)
+
+
+models_app = typer.Typer(no_args_is_help=True, help="Registered model versions.")
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Versions, aliases, headline metrics, the data that went in, and who promoted what when."""
+    from models import registry
+
+    settings = get_settings()
+    registry.configure(settings.tracking)
+    table = Table(title=f"registered model {settings.model_name}")
+    for col in ("version", "aliases", "test PR-AUC", "dev-eval PR-AUC", "data", "promoted"):
+        table.add_column(col)
+    for v in registry.versions(settings.model_name):
+        data = f"corpus {v.tags.get('corpus_digest', '')[:12]}"
+        if v.tags.get("seizure_versions", "none") != "none":
+            data += f"; seizures {v.tags['seizure_versions']}"
+        if v.tags.get("feedback_rows", "0") not in ("0", ""):
+            data += f"; {v.tags['feedback_rows']} decisions"
+        table.add_row(
+            v.version,
+            ",".join(v.aliases),
+            f"{v.metrics.get('test_pr_auc', float('nan')):.4f}",
+            f"{v.metrics.get('dev_eval_pr_auc', float('nan')):.4f}",
+            data,
+            v.promoted,
+        )
+    console.print(table)
+
+
 users_app = typer.Typer(no_args_is_help=True, help="Officer accounts for the review workspace.")
 app.add_typer(users_app, name="users")
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,8 @@ class Version:
     run_id: str
     aliases: tuple[str, ...]
     metrics: dict[str, float]
+    tags: dict[str, str] = field(default_factory=dict)
+    promoted: str = ""
 
 
 def configure(tracking_uri: str, experiment: str = "dualscreen") -> None:
@@ -163,10 +167,21 @@ def versions(name: str) -> list[Version]:
     except MlflowException:
         return []
     out = []
+    model_tags = _model_tags(name)
+    # Searching versions does not fill in their aliases; the registered model lists them all.
+    try:
+        by_version: dict[str, list[str]] = {}
+        for alias, number in (c.get_registered_model(name).aliases or {}).items():
+            by_version.setdefault(str(number), []).append(alias)
+    except MlflowException:
+        by_version = {}
     for mv in found:
         run = c.get_run(mv.run_id) if mv.run_id else None
         metrics = dict(run.data.metrics) if run else {}
-        out.append(Version(name, str(mv.version), mv.run_id or "", tuple(mv.aliases or ()), metrics))
+        tags = dict(run.data.tags) if run else {}
+        promoted = model_tags.get(f"promoted_{mv.version}", "")
+        aliases = tuple(sorted(by_version.get(str(mv.version), [])))
+        out.append(Version(name, str(mv.version), mv.run_id or "", aliases, metrics, tags, promoted))
     return sorted(out, key=lambda v: int(v.version), reverse=True)
 
 
@@ -192,6 +207,13 @@ def set_alias(name: str, alias: str, version: str) -> None:
     client().set_registered_model_alias(name, alias, version)
 
 
+def _model_tags(name: str) -> dict[str, str]:
+    try:
+        return dict(client().get_registered_model(name).tags or {})
+    except MlflowException:
+        return {}
+
+
 def _history(name: str) -> list[str]:
     model = client().get_registered_model(name)
     raw = (model.tags or {}).get("champion_history", "")
@@ -206,6 +228,8 @@ def move_champion(name: str, version: str) -> str | None:
         client().set_registered_model_tag(name, "champion_history", ",".join(history[-50:]))
         set_alias(name, PREVIOUS, old.version)
     set_alias(name, CHAMPION, version)
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    client().set_registered_model_tag(name, f"promoted_{version}", f"{stamp} by {getpass.getuser()}")
     return old.version if old else None
 
 

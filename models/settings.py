@@ -37,6 +37,7 @@ class Settings(BaseSettings):
     model_uri: str = "models:/dualscreen@champion"
     database_url: str = f"sqlite:///{PROJECT_DIR / 'var' / 'dualscreen.db'}"
     seed: int = 13
+    datasets_dir: Path = Field(default=PROJECT_DIR / "var" / "datasets", description="ingested data set versions")
     # Serving: where it listens and the limits it enforces.
     host: str = "127.0.0.1"
     port: int = 8000
@@ -69,6 +70,11 @@ class Settings(BaseSettings):
     def rate(self) -> tuple[int, float]:
         """The rate limit as (requests, seconds)."""
         return parse_rate(self.rate_limit)
+
+    @property
+    def seizures_dir(self) -> Path:
+        """Where seizure data set versions are stored."""
+        return self.datasets_dir / "seizures"
 
     @property
     def corpus(self) -> Path:

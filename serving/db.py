@@ -56,6 +56,9 @@ score_audit = Table(
     Column("flagged", Boolean, nullable=False),
     Column("category", String(32), nullable=False),
     Column("description_sha256", String(64), nullable=False),
+    # Drift signals: share of words the model has never seen; distance to the nearest training text.
+    Column("oov_rate", Float, nullable=True),
+    Column("novelty", Float, nullable=True),
 )
 
 review_items = Table(

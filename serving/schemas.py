@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints
 
 # Fixed here, not in settings: the OpenAPI schema states them and screening systems code against it.
 MAX_ITEMS = 256
@@ -99,6 +99,9 @@ class Score(BaseModel):
     tokens: list[Token] | None = None
     hs_check: HsCheck | None = None
     notes: list[str] | None = None
+    # Drift signals for the audit record; never part of the response.
+    _oov: float | None = PrivateAttr(default=None)
+    _novelty: float | None = PrivateAttr(default=None)
 
 
 class ScoreResponse(BaseModel):

@@ -30,8 +30,11 @@ class Gate:
     passed: bool
 
 
-def gates(challenger: Flagger, champion: Flagger | None, settings: Settings) -> list[Gate]:
-    """Compare on the corpus test split and dev-eval (same rows for both) and require every canary flagged."""
+def gates(
+    challenger: Flagger, champion: Flagger | None, settings: Settings, seizures: pd.DataFrame | None = None
+) -> list[Gate]:
+    """Compare on the corpus test split and dev-eval (same rows for both), require every canary flagged,
+    and, given held-out seizures, catch at least as many of them as the champion does."""
     frames = corpus.load(settings.corpus)
     sets = {
         "test": frames["test"].rename(columns={"text": "description"}),
@@ -45,10 +48,17 @@ def gates(challenger: Flagger, champion: Flagger | None, settings: Settings) -> 
     canary = pd.read_csv(settings.data_dir / "eval" / "canary.csv", dtype=str, keep_default_na=False)
     flagged = [r.flagged for r in challenger.score(canary["description"].tolist())]
     out.append(Gate("canary rows flagged", float(sum(flagged)), float(len(flagged)), all(flagged)))
+    if seizures is not None and len(seizures):
+        texts = seizures["description"].tolist()
+        new_recall = sum(r.flagged for r in challenger.score(texts)) / len(texts)
+        old_recall = sum(r.flagged for r in champion.score(texts)) / len(texts) if champion else float("-inf")
+        out.append(Gate("held-out seizures recall", new_recall, old_recall, new_recall >= old_recall))
     return out
 
 
-def promote(settings: Settings, version: str | None = None) -> tuple[bool, list[Gate], str]:
+def promote(
+    settings: Settings, version: str | None = None, seizures: pd.DataFrame | None = None
+) -> tuple[bool, list[Gate], str]:
     """Move ``champion`` to ``version`` (default: the challenger) only if every gate passes."""
     registry.configure(settings.tracking)
     name = settings.model_name
@@ -62,7 +72,7 @@ def promote(settings: Settings, version: str | None = None) -> tuple[bool, list[
     if current is not None and current.version == version:
         return False, [], f"version {version} is already the champion"
     old = load_model(f"models:/{name}/{current.version}", settings)[0] if current else None
-    results = gates(new, old, settings)
+    results = gates(new, old, settings, seizures)
     if all(g.passed for g in results):
         registry.move_champion(name, version)
         return True, results, f"version {version} is now the champion"

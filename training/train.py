@@ -117,15 +117,21 @@ def run(
     register: bool = True,
     console: Console | None = None,
     robustness_sample: int = 300,
+    frames: dict[str, pd.DataFrame] | None = None,
+    tags: dict[str, str] | None = None,
 ) -> list[Outcome]:
-    """The whole training run; returns the outcomes, best first."""
+    """The whole training run; returns the outcomes, best first.
+
+    ``frames`` replaces the corpus read from disk (retraining adds seizures and decisions to it);
+    ``tags`` go on every run (the data set versions that went in).
+    """
     console = console or Console()
     params = params or {}
     names = list(candidates or CANDIDATES)
     unknown = [n for n in names if n not in CANDIDATES]
     if unknown:
         raise ValueError(f"unknown candidate(s) {unknown}; choose from {', '.join(CANDIDATES)}")
-    frames = corpus.load(settings.corpus)
+    frames = frames if frames is not None else corpus.load(settings.corpus)
     digest = corpus.digest(frames)
     dev = read_labelled(settings.data_dir / "eval" / "dev_eval.csv")
     sets = {
@@ -148,7 +154,8 @@ def run(
         for name in names:
             started = time.perf_counter()
             parts = CANDIDATES[name]
-            with registry.start_run(name, {"candidate": name, "git_commit": commit, "corpus_digest": digest}) as active:
+            run_tags = {"candidate": name, "git_commit": commit, "corpus_digest": digest, **(tags or {})}
+            with registry.start_run(name, run_tags) as active:
                 flagger = fit_candidate(parts, params, frames, embeddings, cache, settings)
                 evaluations = {}
                 for set_name, frame in sets.items():
