@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     create_engine,
     event,
+    inspect,
     text,
 )
 
@@ -79,7 +80,7 @@ review_items = Table(
     Column("explanation", Text, nullable=False),
     Column("status", String(16), nullable=False, default="open"),
     # Optimistic concurrency: a decision names the version it saw; the second of two loses.
-    Column("version", Integer, nullable=False, default=0),
+    Column("version", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_review_status_created", "status", "created_at"),
 )
 
@@ -171,7 +172,31 @@ def connect(url: str) -> Engine:
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
     metadata.create_all(engine)
+    upgrade(engine)
     return engine
+
+
+def upgrade(engine: Engine) -> list[str]:
+    """Add columns that a newer release defines and an existing database lacks (additive changes only).
+
+    Tables are created whole by ``create_all``; a column added later to an existing table is added
+    here, nullable or with its server default, so an upgraded service keeps its data.
+    """
+    added = []
+    existing = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in existing.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            clause = f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"
+            if column.server_default is not None:
+                clause += f" NOT NULL DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+            with engine.begin() as conn:
+                conn.execute(text(clause))
+            added.append(f"{table.name}.{column.name}")
+    return added
 
 
 def writable(engine: Engine) -> bool:

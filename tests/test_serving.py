@@ -469,3 +469,22 @@ def test_hot_swap_by_alias_polling(model_dir: Path, tmp_path: Path, monkeypatch:
             time.sleep(0.05)
         assert client.get("/v1/model", headers=headers).json()["version"] == "2"
         assert "dualscreen_model_swaps_total 1.0" in client.get("/metrics").text
+
+
+def test_database_upgrade_adds_new_columns_and_keeps_rows(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as conn:  # a score_audit table as an earlier release created it
+        conn.execute(
+            "CREATE TABLE score_audit (id INTEGER PRIMARY KEY, request_id VARCHAR(36) NOT NULL,"
+            " key_id VARCHAR(16) NOT NULL, item_id VARCHAR(100) NOT NULL, created_at DATETIME NOT NULL,"
+            " model_version VARCHAR(64) NOT NULL, model_sha256 VARCHAR(64) NOT NULL, score FLOAT NOT NULL,"
+            " flagged BOOLEAN NOT NULL, category VARCHAR(32) NOT NULL, description_sha256 VARCHAR(64) NOT NULL)"
+        )
+        conn.execute("INSERT INTO score_audit VALUES (1, 'r', 'k', 'i', '2026-01-01', '1', 's', 0.5, 0, 'none', 'h')")
+    engine = db.connect(f"sqlite:///{path}")
+    with engine.connect() as conn:
+        rows = conn.execute(select(db.score_audit)).mappings().all()
+    assert len(rows) == 1 and rows[0]["oov_rate"] is None and rows[0]["item_id"] == "i"
+    assert db.upgrade(engine) == [], "a second upgrade has nothing to add"
