@@ -253,11 +253,17 @@ def ingest_seizures(file: Annotated[Path, typer.Argument(help="seizure records: 
     except (seizures.SeizureInputError, FileNotFoundError) as err:
         _fail(err)
     console.print(done.message)
-    if len(done.rejected):
-        table = Table(title=f"{done.rejected['row'].nunique()} rows rejected (also in {done.rejects_file})")
+    rejected = done.rejected
+    held = rejected["reason"] == "already ingested in an earlier version"
+    if held.any():
+        console.print(
+            f"{int(held.sum())} rows were already ingested in an earlier version (listed in the rejects file)"
+        )
+    if len(rejected[~held]):
+        table = Table(title=f"{rejected[~held]['row'].nunique()} rows rejected (also in {done.rejects_file})")
         for col in ("row", "column", "reason"):
             table.add_column(col)
-        for r in done.rejected.itertuples(index=False):
+        for r in rejected[~held].itertuples(index=False):
             table.add_row(str(r.row), str(r.column), str(r.reason))
         console.print(table)
 

@@ -92,6 +92,9 @@ def test_ingest_cli_prints_the_rejected_rows(tmp_path: Path, monkeypatch: pytest
     assert result.exit_code == 0, result.output
     assert "stored 61 rows" in result.output and "6 rows rejected" in result.output
     assert "duplicate of row 26" in result.output
+    again = CliRunner().invoke(cli, ["ingest", "seizures", str(SAMPLE)])
+    assert again.exit_code == 0 and "nothing new" in again.output
+    assert "62 rows were already ingested" in again.output and "5 rows rejected" in again.output
 
 
 # ----- retraining ------------------------------------------------------------------------------------
