@@ -13,7 +13,8 @@ from models.watchlist import load as load_watchlist
 
 DATA_DIR = PROJECT_DIR / "data"
 # The browser and page fixtures (Playwright over Debian's Chromium).
-pytest_plugins = ["tests.browser"]
+# A PostgreSQL server for the store tests (started on loopback from the machine's server binaries).
+pytest_plugins = ["tests.browser", "tests.postgres"]
 
 
 @pytest.fixture(scope="session")

@@ -51,9 +51,16 @@ def add_item(engine: Engine, **values: Any) -> int:
     return int(key[0])
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Engine:
+    """Every store test runs on SQLite and on a real PostgreSQL server."""
+    if request.param == "postgresql":
+        return db.connect(request.getfixturevalue("postgres_url"))
     return db.connect(f"sqlite:///{tmp_path / 'review.db'}")
+
+
+def _url(engine: Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
 
 
 @pytest.fixture
@@ -200,7 +207,7 @@ def test_audit_chain_detects_a_deleted_last_row(engine: Engine, officers: tuple[
 def test_audit_verify_cli_fails_on_a_broken_chain(
     engine: Engine, officers: tuple[users.User, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DUALSCREEN_DATABASE_URL", f"sqlite:///{tmp_path / 'review.db'}")
+    monkeypatch.setenv("DUALSCREEN_DATABASE_URL", _url(engine))
     get_settings.cache_clear()
     review.decide(engine, add_item(engine), 0, "controlled", "", "", officers[0])
     runner = CliRunner()
@@ -362,7 +369,7 @@ def test_web_dashboard_draws_charts(web: Web) -> None:
 def test_feedback_export_cli(
     engine: Engine, officers: tuple[users.User, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DUALSCREEN_DATABASE_URL", f"sqlite:///{tmp_path / 'review.db'}")
+    monkeypatch.setenv("DUALSCREEN_DATABASE_URL", _url(engine))
     get_settings.cache_clear()
     review.decide(engine, add_item(engine), 0, "controlled", "", "", officers[0])
     out = tmp_path / "feedback.csv"

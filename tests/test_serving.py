@@ -488,3 +488,20 @@ def test_database_upgrade_adds_new_columns_and_keeps_rows(tmp_path: Path) -> Non
         rows = conn.execute(select(db.score_audit)).mappings().all()
     assert len(rows) == 1 and rows[0]["oov_rate"] is None and rows[0]["item_id"] == "i"
     assert db.upgrade(engine) == [], "a second upgrade has nothing to add"
+
+
+def test_service_runs_on_postgresql(model_dir: Path, tmp_path: Path, postgres_url: str) -> None:
+    settings = _settings(model_dir, tmp_path, database_url=postgres_url)
+    with TestClient(create_app(settings)) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        assert engine.dialect.name == "postgresql"
+        assert client.get("/readyz").status_code == 200
+        screening = {"Authorization": f"Bearer {keys.create(engine, 'screening', 'gw')[1]}"}
+        officer = {"Authorization": f"Bearer {keys.create(engine, 'officer', 'desk')[1]}"}
+        items = [{"id": "p", "description": PRECURSOR}, {"id": "o", "description": ORDINARY}]
+        body = client.post("/v1/score", json={"items": items}, headers=screening).json()
+        assert [r["flagged"] for r in body["results"]] == [True, False]
+        queue = client.get("/v1/review/items", headers=officer).json()
+        assert queue["total"] == 1 and queue["items"][0]["item_id"] == "p"
+        with engine.connect() as conn:
+            assert len(conn.execute(select(db.score_audit)).all()) == 2
