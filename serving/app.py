@@ -275,6 +275,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Connect the database, load the model once, poll for new champions; undo it all at shutdown."""
     settings: Settings = app.state.settings
     app.state.engine = db.connect(settings.database_url)
+    app.state.limiter = RateLimiter(*settings.rate, engine=app.state.engine)
     if app.state.served is None:
         try:
             if settings.model_uri.startswith("models:/"):
@@ -380,7 +381,6 @@ def create_app(settings: Settings | None = None, served: scoring.Served | None =
     app.state.served = served
     app.state.model_error = None
     app.state.metrics = Metrics()
-    app.state.limiter = RateLimiter(*settings.rate)
     app.state.admission = Admission(settings.scoring_slots, settings.queue_limit)
     install_error_handlers(app)
     register_routes(app)

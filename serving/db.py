@@ -135,6 +135,14 @@ audit_head = Table(
     Column("hash", String(64), nullable=False),
 )
 
+# Per API key, the generic cell rate algorithm's theoretical arrival time (seconds since the epoch).
+rate_limits = Table(
+    "rate_limits",
+    metadata,
+    Column("key_id", String(16), primary_key=True),
+    Column("tat", Float, nullable=False),
+)
+
 heartbeat = Table(
     "heartbeat",
     metadata,

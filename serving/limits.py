@@ -2,8 +2,9 @@
 
 - ``BodyLimit`` (ASGI middleware) answers 413 from the ``Content-Length`` header before reading a
   byte, and stops a streamed body the moment it passes the limit.
-- ``RateLimiter`` is a token bucket per key: ``600/minute`` allows bursts of up to 600 requests and
-  refills at 10 per second; a refused request learns when the next token is due (``Retry-After``).
+- ``RateLimiter`` is a generic cell rate algorithm per key, kept in the database so that every worker
+  and replica shares it: ``600/minute`` allows bursts of up to 600 requests and one more every 0.1 s;
+  a refused request learns when the next is due (``Retry-After``).
 - ``Admission`` lets ``slots`` requests score at once and ``queue`` more wait; beyond that the
   service answers 503 at once with ``Retry-After`` instead of building an unbounded queue.
 """
@@ -14,13 +15,16 @@ import asyncio
 import contextlib
 import json
 import math
-import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from sqlalchemy import Engine, case, select
+from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from serving.db import rate_limits
 
 
 class Refused(Exception):
@@ -99,34 +103,48 @@ class BodyLimit:
 
 
 class RateLimiter:
-    """A token bucket per key: ``count`` requests per ``seconds``, bursts up to ``count``."""
+    """Per key, ``count`` requests per ``seconds`` with bursts up to ``count`` (GCRA), kept in the database.
 
-    def __init__(self, count: int, seconds: float, clock: Any = time.monotonic) -> None:
-        self.capacity = float(count)
-        self.refill = count / seconds
+    The state is one row per key (its theoretical arrival time), updated in one conditional UPDATE, so
+    the limit holds across every worker process and replica that shares the database.
+    """
+
+    def __init__(self, count: int, seconds: float, engine: Engine, clock: Any = time.time) -> None:
+        self.interval = seconds / count
+        self.tolerance = seconds - self.interval
+        self.engine = engine
         self.clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}
-        self._lock = threading.Lock()
 
     def take(self, key: str) -> float:
         """0 when the request may go ahead, else the seconds until it may."""
-        with self._lock:
-            stamp = float(self.clock())
-            tokens, last = self._buckets.get(key, (self.capacity, stamp))
-            tokens = min(self.capacity, tokens + (stamp - last) * self.refill)
-            if tokens >= 1.0:
-                self._buckets[key] = (tokens - 1.0, stamp)
-                return 0.0
-            self._buckets[key] = (tokens, stamp)
-            return (1.0 - tokens) / self.refill
+        stamp = float(self.clock())
+        table = rate_limits
+        start = case((table.c.tat > stamp, table.c.tat), else_=stamp)
+        for _ in range(2):  # a second pass only when two first requests of a key race to insert its row
+            try:
+                with self.engine.begin() as conn:
+                    allowed = conn.execute(
+                        table.update()
+                        .where(table.c.key_id == key, start - stamp <= self.tolerance)
+                        .values(tat=start + self.interval)
+                    ).rowcount
+                    if allowed:
+                        return 0.0
+                    row = conn.execute(select(table.c.tat).where(table.c.key_id == key)).first()
+                    if row is None:
+                        conn.execute(table.insert().values(key_id=key, tat=stamp + self.interval))
+                        return 0.0
+                    return max(float(row.tat), stamp) - stamp - self.tolerance
+            except IntegrityError:
+                continue
+        return self.interval
 
     def check(self, key: str) -> None:
         """Raise ``Refused`` (429) when ``key`` is over its rate."""
         wait = self.take(key)
         if wait > 0:
-            raise Refused(
-                429, "rate limit exceeded for this API key; retry after the Retry-After seconds", math.ceil(wait)
-            )
+            detail = "rate limit exceeded for this API key; retry after the Retry-After seconds"
+            raise Refused(429, detail, max(1, math.ceil(wait)))
 
 
 class Admission:

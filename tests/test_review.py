@@ -401,3 +401,16 @@ def test_demo_seeds_an_officer_and_the_queue(tiny_model: Path, tmp_path: Path, m
     assert flagged >= 1 and review.queue(engine, review.Filters())[1] == flagged
     assert demo.queue(settings) == 0, "a second run does not seed again"
     assert users.authenticate(engine, name, password)[0] is not None
+
+
+def test_rate_limit_is_shared_through_the_database(engine: Engine) -> None:
+    from serving.limits import RateLimiter
+
+    now = [1_000.0]
+    first = RateLimiter(3, 60.0, engine, clock=lambda: now[0])
+    second = RateLimiter(3, 60.0, engine, clock=lambda: now[0])  # another worker, same database
+    assert [first.take("k1"), second.take("k1"), first.take("k1")] == [0.0, 0.0, 0.0]
+    assert second.take("k1") == pytest.approx(20.0)
+    assert first.take("k2") == 0.0, "keys are limited separately"
+    now[0] += 20.0
+    assert second.take("k1") == 0.0 and first.take("k1") > 0

@@ -505,3 +505,47 @@ def test_service_runs_on_postgresql(model_dir: Path, tmp_path: Path, postgres_ur
         assert queue["total"] == 1 and queue["items"][0]["item_id"] == "p"
         with engine.connect() as conn:
             assert len(conn.execute(select(db.score_audit)).all()) == 2
+
+
+def test_serve_with_two_workers_shares_the_rate_limit(model_dir: Path, tmp_path: Path) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"sqlite:///{tmp_path / 'workers.db'}"
+    engine = db.connect(url)
+    secret = keys.create(engine, "screening", "gateway")[1]
+    env = {
+        **os.environ,
+        "DUALSCREEN_MODEL_URI": str(model_dir),
+        "DUALSCREEN_DATABASE_URL": url,
+        "DUALSCREEN_RATE_LIMIT": "10/minute",
+        "DUALSCREEN_MODEL_POLL_SECONDS": "0",
+        "HF_HUB_OFFLINE": "1",
+    }
+    command = [sys.executable, "-m", "dualscreen", "serve", "--port", str(port), "--workers", "2"]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
+            time.sleep(0.5)
+        headers = {"Authorization": f"Bearer {secret}", "Connection": "close"}  # new connection each time
+        statuses = [httpx.get(f"{base}/v1/model", headers=headers).status_code for _ in range(14)]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert statuses.count(200) == 10 and statuses[10:] == [429] * 4
