@@ -241,3 +241,63 @@ def test_drift_cli_reads_the_audit_store_and_exits_1(
     assert result.exit_code == 1, result.output
     assert "OVER" in result.output and out.is_file() and out.with_suffix(".png").stat().st_size > 1000
     assert "out-of-vocabulary" in out.read_text()
+
+
+@pytest.mark.slow
+def test_mlflow_server_round_trip(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train, register, promote and serve by alias against a separate MLflow tracking server."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import httpx
+
+    from training import catalog
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mlflow_bin = Path(sys.executable).with_name("mlflow")
+    command = [
+        str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+        "--artifacts-destination", str(tmp_path / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+        "--workers", "1",
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
+    try:
+        uri = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
+            time.sleep(1)
+        env = {
+            "DUALSCREEN_DATA_DIR": str(tiny.data_dir(data_dir, tmp_path)),
+            "DUALSCREEN_CORPUS_DIR": str(tiny.write_corpus(tmp_path / "corpus")),
+            "DUALSCREEN_TRACKING_URI": uri,
+            "DUALSCREEN_DATABASE_URL": f"sqlite:///{tmp_path / 'dualscreen.db'}",
+        }
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        get_settings.cache_clear()
+        settings = get_settings()
+        train_module.run(settings, {"folds": 2}, ["flagger"], robustness_sample=20)  # version 1, champion
+        train_module.run(settings, {"folds": 2}, ["flagger"], robustness_sample=20)  # version 2, same data and seed
+        moved, gates, message = catalog.promote(settings)
+        assert moved and all(g.passed for g in gates), message
+        champion = registry.alias_version(settings.model_name, registry.CHAMPION)
+        assert champion == "2"
+        served = settings.model_copy(update={"model_poll_seconds": 0})
+        with TestClient(create_app(served)) as client:
+            secret = keys.create(client.app.state.engine, "screening", "gw")[1]  # type: ignore[attr-defined]
+            model = client.get("/v1/model", headers={"Authorization": f"Bearer {secret}"}).json()
+        assert model["version"] == champion and model["alias"] == "champion"
+        assert any((tmp_path / "artifacts").rglob("MANIFEST.json")), "artifacts went to the server's store"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
