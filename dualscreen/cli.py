@@ -158,17 +158,31 @@ def rollback() -> None:
 
 @app.command()
 def score(
-    input_csv: Annotated[Path, typer.Argument(help="CSV with a description column (id, hs_code optional)")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="where to write the scored CSV")],
+    input_csv: Annotated[Path, typer.Argument(help="CSV (or Parquet, with --engine spark) with a description column")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="scored CSV (local) or Parquet (spark)")],
     model: Annotated[str | None, typer.Option(help="model URI or directory (default: the champion)")] = None,
     explain: Annotated[bool, typer.Option(help="add the explanation as JSON")] = False,
     batch_size: Annotated[int, typer.Option(help="rows per batch")] = 256,
+    engine: Annotated[str, typer.Option(help="local, or spark (pyspark and Java 17 needed)")] = "local",
+    master: Annotated[str, typer.Option(help="Spark master URL with --engine spark")] = "local[2]",
 ) -> None:
-    """Score a CSV of descriptions in batches; rows that cannot be scored are reported, never dropped."""
-    from models.loader import load_model
+    """Score descriptions in batches; rows that cannot be scored are reported, never dropped."""
     from training import batch
 
     settings = get_settings()
+    if engine == "spark":
+        from training import spark
+
+        try:
+            rows = spark.score(input_csv, output, model or settings.model_uri, settings, master, explain)
+        except (batch.BatchInputError, FileNotFoundError) as err:
+            _fail(err)
+        console.print(f"scored {rows} rows on Spark ({master}) -> {output} (Parquet)")
+        return
+    if engine != "local":
+        _fail(ValueError(f"--engine must be local or spark; got {engine!r}"))
+    from models.loader import load_model
+
     try:
         frame = batch.read(input_csv)
         flagger, info = load_model(model or settings.model_uri, settings)
