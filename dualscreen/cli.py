@@ -237,6 +237,7 @@ def serve(
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
+    _engine().dispose()  # create or migrate the schema once, before the workers start
     console.print(f"serving {settings.model_uri} on http://{host}:{port} (docs at /docs); Ctrl-C stops")
     uvicorn.run(
         "serving.app:create_app",

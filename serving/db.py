@@ -179,9 +179,35 @@ def connect(url: str) -> Engine:
     engine = create_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
-    upgrade(engine)
+    migrate(engine)
     return engine
+
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (``serving/migrations``).
+
+    A database created before the project used migrations (tables, no ``alembic_version``) gets the
+    tables and columns it lacks and is then stamped as current.
+    """
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    tables = set(inspect(engine).get_table_names())
+    if tables and "alembic_version" not in tables:
+        metadata.create_all(engine)
+        upgrade(engine)
+        with engine.begin() as conn:
+            config.attributes["connection"] = conn
+            command.stamp(config, "head")
+        return
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
 
 
 def upgrade(engine: Engine) -> list[str]:

@@ -414,3 +414,12 @@ def test_rate_limit_is_shared_through_the_database(engine: Engine) -> None:
     assert first.take("k2") == 0.0, "keys are limited separately"
     now[0] += 20.0
     assert second.take("k1") == 0.0 and first.take("k1") > 0
+
+
+def test_schema_is_created_by_the_migrations(engine: Engine) -> None:
+    from sqlalchemy import inspect
+
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0001"
+    assert set(db.metadata.tables) <= set(inspect(engine).get_table_names())
+    db.migrate(engine)  # at head: nothing to do, nothing fails

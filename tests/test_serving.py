@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from sqlalchemy import text as sql
 from typer.testing import CliRunner
 
 from dualscreen.cli import app as cli
@@ -488,6 +489,8 @@ def test_database_upgrade_adds_new_columns_and_keeps_rows(tmp_path: Path) -> Non
         rows = conn.execute(select(db.score_audit)).mappings().all()
     assert len(rows) == 1 and rows[0]["oov_rate"] is None and rows[0]["item_id"] == "i"
     assert db.upgrade(engine) == [], "a second upgrade has nothing to add"
+    with engine.connect() as conn:  # and the database is now under the migrations
+        assert conn.execute(sql("SELECT version_num FROM alembic_version")).scalar() == "0001"
 
 
 def test_service_runs_on_postgresql(model_dir: Path, tmp_path: Path, postgres_url: str) -> None:
