@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import tempfile
 import warnings
 from dataclasses import dataclass, field
@@ -73,6 +74,8 @@ def configure(tracking_uri: str, experiment: str = "dualscreen") -> None:
 
     With a local SQLite store, artifacts go to ``mlruns/`` beside the database file, not the working directory.
     """
+    # A progress bar per model download would flood service logs and CLI output.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     if mlflow.get_experiment_by_name(experiment) is None:
