@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -238,6 +239,18 @@ def serve(
     host = host or settings.host
     port = port or settings.port
     _engine().dispose()  # create or migrate the schema once, before the workers start
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics here; /metrics sums them (the directory starts empty).
+        import atexit
+        import shutil
+
+        from models.settings import PROJECT_DIR
+
+        metrics_dir = PROJECT_DIR / "var" / f"prometheus-{os.getpid()}"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        atexit.register(shutil.rmtree, metrics_dir, True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     console.print(f"serving {settings.model_uri} on http://{host}:{port} (docs at /docs); Ctrl-C stops")
     uvicorn.run(
         "serving.app:create_app",

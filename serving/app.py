@@ -20,7 +20,7 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
@@ -435,7 +435,7 @@ def register_routes(app: FastAPI) -> None:
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics(request: Request) -> Response:
         """Prometheus metrics: requests, latency, flags by category, the model served."""
-        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(request.app.state.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     @app.post("/v1/score", tags=["scoring"], response_model=schemas.ScoreResponse, responses=ERRORS)
     async def score(body: schemas.ScoreRequest, request: Request, key: ScreeningKey, served: ServedDep) -> Any:

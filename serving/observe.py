@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 LOGGER = "dualscreen.serving"
 # Only these extra fields reach the log; anything else a caller passes is dropped, by design.
@@ -52,9 +53,16 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 class Metrics:
-    """The service's Prometheus metrics."""
+    """The service's Prometheus metrics.
+
+    With several worker processes (``PROMETHEUS_MULTIPROC_DIR`` set, as ``dualscreen serve
+    --workers N`` does) each process writes its values to that directory and ``exposition`` sums
+    them, so a scrape sees the whole service whichever worker answers it.
+    """
 
     def __init__(self) -> None:
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self._current: tuple[str, str] | None = None
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "dualscreen_requests", "HTTP requests by route and status", ["route", "status"], registry=self.registry
@@ -72,12 +80,28 @@ class Metrics:
         )
         self.refused = Counter("dualscreen_refused", "requests refused by a limit", ["reason"], registry=self.registry)
         self.model = Gauge(
-            "dualscreen_model_info", "the model being served (value 1)", ["version", "sha256"], registry=self.registry
+            "dualscreen_model_info",
+            "the model being served (value 1)",
+            ["version", "sha256"],
+            registry=self.registry,
+            multiprocess_mode="max",
         )
         self.swaps = Counter("dualscreen_model_swaps", "models swapped in without a restart", registry=self.registry)
-        self.busy = Gauge("dualscreen_scoring_busy", "requests scoring now", registry=self.registry)
+        self.busy = Gauge(
+            "dualscreen_scoring_busy", "requests scoring now", registry=self.registry, multiprocess_mode="livesum"
+        )
 
     def serving(self, version: str, sha256: str) -> None:
         """Record which model is served now."""
-        self.model.clear()
+        if self._current is not None and self._current != (version, sha256):
+            self.model.labels(version=self._current[0], sha256=self._current[1]).set(0)
+        self._current = (version, sha256)
         self.model.labels(version=version, sha256=sha256).set(1)
+
+    def exposition(self) -> bytes:
+        """The Prometheus text of this process, or of every worker process in multiprocess mode."""
+        if not self.multiprocess:
+            return generate_latest(self.registry)
+        combined = CollectorRegistry()
+        multiprocess.MultiProcessCollector(combined)  # type: ignore[no-untyped-call]
+        return generate_latest(combined)

@@ -548,7 +548,11 @@ def test_serve_with_two_workers_shares_the_rate_limit(model_dir: Path, tmp_path:
             time.sleep(0.5)
         headers = {"Authorization": f"Bearer {secret}", "Connection": "close"}  # new connection each time
         statuses = [httpx.get(f"{base}/v1/model", headers=headers).status_code for _ in range(14)]
+        scrapes = [httpx.get(f"{base}/metrics", headers={"Connection": "close"}).text for _ in range(4)]
     finally:
         server.terminate()
         server.wait(timeout=30)
     assert statuses.count(200) == 10 and statuses[10:] == [429] * 4
+    for text in scrapes:  # whichever worker answers, the counts are the service's
+        assert 'dualscreen_requests_total{route="/v1/model",status="200"} 10.0' in text
+        assert 'dualscreen_requests_total{route="/v1/model",status="429"} 4.0' in text
