@@ -109,13 +109,7 @@ class Workspace:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory, data_dir: Path) -> Iterator[Workspace]:
     root = tmp_path_factory.mktemp("retrain")
-    env = {
-        "DUALSCREEN_DATA_DIR": str(tiny.data_dir(data_dir, root)),
-        "DUALSCREEN_CORPUS_DIR": str(tiny.write_corpus(root / "corpus")),
-        "DUALSCREEN_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "DUALSCREEN_DATABASE_URL": f"sqlite:///{root / 'dualscreen.db'}",
-        "DUALSCREEN_DATASETS_DIR": str(root / "datasets"),
-    }
+    env = tiny.environment(data_dir, root)
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)

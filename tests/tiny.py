@@ -116,3 +116,14 @@ def write_corpus(directory: Path) -> Path:
     for split, frame in frames().items():
         frame.to_parquet(directory / f"{split}.parquet", index=False)
     return directory
+
+
+def environment(real: Path, root: Path) -> dict[str, str]:
+    """DUALSCREEN_* settings for a throw-away workspace under ``root``: tiny data and corpus, own stores."""
+    return {
+        "DUALSCREEN_DATA_DIR": str(data_dir(real, root)),
+        "DUALSCREEN_CORPUS_DIR": str(write_corpus(root / "corpus")),
+        "DUALSCREEN_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "DUALSCREEN_DATABASE_URL": f"sqlite:///{root / 'dualscreen.db'}",
+        "DUALSCREEN_DATASETS_DIR": str(root / "datasets"),
+    }
