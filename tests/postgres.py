@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
+
+from tests.servers import free_port
 
 
 def _binary(name: str) -> str | None:
@@ -49,13 +50,6 @@ def _as_server_user(command: list[str]) -> list[str]:
     return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
     """The URL of a fresh PostgreSQL server's ``postgres`` database (superuser ``dualscreen``, trust auth)."""
@@ -68,7 +62,7 @@ def postgres_server() -> Iterator[str]:
     if os.geteuid() == 0:
         user = pwd.getpwnam("postgres")
         os.chown(root, user.pw_uid, user.pw_gid)
-    data, port = root / "data", _free_port()
+    data, port = root / "data", free_port()
     initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
     assert initdb and pg_ctl
     subprocess.run(

@@ -241,17 +241,13 @@ def test_drift_cli_reads_the_audit_store_and_exits_1(
 def test_mlflow_server_round_trip(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Train, register, promote and serve by alias against a separate MLflow tracking server."""
     import os
-    import socket
     import subprocess
     import sys
 
-    import httpx
-
+    from tests.servers import free_port, wait_ready
     from training import catalog
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     mlflow_bin = Path(sys.executable).with_name("mlflow")
     command = [
         str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
@@ -261,21 +257,8 @@ def test_mlflow_server_round_trip(tmp_path: Path, data_dir: Path, monkeypatch: p
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=dict(os.environ))
     try:
         uri = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(f"{uri}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "mlflow server did not start"
-            time.sleep(1)
-        env = {
-            "DUALSCREEN_DATA_DIR": str(tiny.data_dir(data_dir, tmp_path)),
-            "DUALSCREEN_CORPUS_DIR": str(tiny.write_corpus(tmp_path / "corpus")),
-            "DUALSCREEN_TRACKING_URI": uri,
-            "DUALSCREEN_DATABASE_URL": f"sqlite:///{tmp_path / 'dualscreen.db'}",
-        }
+        wait_ready(f"{uri}/health", server, 180, "mlflow server")
+        env = {**tiny.environment(data_dir, tmp_path), "DUALSCREEN_TRACKING_URI": uri}
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()

@@ -512,16 +512,14 @@ def test_service_runs_on_postgresql(model_dir: Path, tmp_path: Path, postgres_ur
 
 def test_serve_with_two_workers_shares_the_rate_limit(model_dir: Path, tmp_path: Path) -> None:
     import os
-    import socket
     import subprocess
     import sys
-    import time
 
     import httpx
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    from tests.servers import free_port, wait_ready
+
+    port = free_port()
     url = f"sqlite:///{tmp_path / 'workers.db'}"
     engine = db.connect(url)
     secret = keys.create(engine, "screening", "gateway")[1]
@@ -537,15 +535,7 @@ def test_serve_with_two_workers_shares_the_rate_limit(model_dir: Path, tmp_path:
     server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and server.poll() is None, "the server did not start"
-            time.sleep(0.5)
+        wait_ready(f"{base}/readyz", server, 120, "the server")
         headers = {"Authorization": f"Bearer {secret}", "Connection": "close"}  # new connection each time
         statuses = [httpx.get(f"{base}/v1/model", headers=headers).status_code for _ in range(14)]
         scrapes = [httpx.get(f"{base}/metrics", headers={"Connection": "close"}).text for _ in range(4)]

@@ -103,12 +103,8 @@ def compare(recent: pd.DataFrame, ref: pd.DataFrame, limits: Limits | None = Non
             limits.score_psi,
         )
     ]
-    categories = sorted(set(recent["category"]) | set(negatives["category"]) - {"none"})
-    deltas = {
-        c: float((recent["category"] == c).mean() - (negatives["category"] == c).mean())
-        for c in categories
-        if c != "none"
-    }
+    categories = sorted((set(recent["category"]) | set(negatives["category"])) - {"none"})
+    deltas = {c: float((recent["category"] == c).mean() - (negatives["category"] == c).mean()) for c in categories}
     worst = max(deltas, key=lambda c: abs(deltas[c]), default="")
     measures.append(
         Measure(
