@@ -238,6 +238,17 @@ async def run_scoring(
     return results
 
 
+async def unready(app: FastAPI) -> list[str]:
+    """Why the service is not ready (empty when it is): a verified model loaded, a database taking writes."""
+    state = app.state
+    reasons = []
+    if state.served is None:
+        reasons.append(f"no verified model ({state.model_error or 'loading'})")
+    if not await run_in_threadpool(db.writable, state.engine):
+        reasons.append("database is not writable")
+    return reasons
+
+
 # ----- model swap ----------------------------------------------------------------------------------
 
 
@@ -422,15 +433,10 @@ def register_routes(app: FastAPI) -> None:
     @app.get("/readyz", tags=["operations"], responses={503: {"description": "not ready, with reasons"}})
     async def readyz(request: Request) -> JSONResponse:
         """Ready: a verified model is loaded and the database takes writes."""
-        state = request.app.state
-        reasons = []
-        if state.served is None:
-            reasons.append(f"no verified model ({state.model_error or 'loading'})")
-        if not await run_in_threadpool(db.writable, state.engine):
-            reasons.append("database is not writable")
+        reasons = await unready(request.app)
         if reasons:
             return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "ready", "model": state.served.info.model_dump()})
+        return JSONResponse({"status": "ready", "model": request.app.state.served.info.model_dump()})
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     async def metrics(request: Request) -> Response:

@@ -12,10 +12,9 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 
-from serving import db, schemas, scoring
-from serving.app import ERRORS, ScreeningKey, ServedDep, context_of, run_scoring
+from serving import schemas, scoring
+from serving.app import ERRORS, ScreeningKey, ServedDep, context_of, run_scoring, unready
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 
@@ -40,8 +39,7 @@ async def live() -> dict[str, bool]:
 @router.get("/health/ready", responses={503: {"description": "not ready"}})
 async def ready(request: Request) -> JSONResponse:
     """A verified model is loaded and the database takes writes."""
-    state = request.app.state
-    ok = state.served is not None and await run_in_threadpool(db.writable, state.engine)
+    ok = not await unready(request.app)
     return JSONResponse({"ready": ok}, status_code=200 if ok else 503)
 
 
