@@ -19,9 +19,11 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import precision_recall_curve
 from sklearn.model_selection import GroupKFold
+from sklearn.neural_network import MLPClassifier
 
 from models.encoder import encode
 from models.normalise import Normalised, normalise
+from models.quantities import Check, Thresholds, parse
 from models.retrieval import Match, ProvisionIndex
 from models.text import prepare
 from models.tfidf import WORD, Token, attribute
@@ -43,6 +45,8 @@ class Result:
     hits: list[Hit] = field(default_factory=list)
     tokens: list[Token] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Per cited provision (same order), what the stated quantities say against its numeric limits.
+    checks: list[Check] = field(default_factory=list)
     # Drift signals: the share of words the TF-IDF vocabulary has never seen, and how far the
     # description lies from the nearest training description (None when it skipped the encoder).
     oov: float = 0.0
@@ -74,6 +78,40 @@ def recall_threshold(y: np.ndarray, scores: np.ndarray, recall: float) -> float:
     if not len(ok):
         return float(thresholds.min())
     return float(thresholds[ok.max()])
+
+
+def embedding_head(seed: int = 13, rows: int | None = None) -> MLPClassifier:
+    """The default embedding head: one hidden layer of 256, early stopping when there is data to hold out."""
+    return MLPClassifier(
+        hidden_layer_sizes=(256,),
+        alpha=1e-3,
+        max_iter=200,
+        early_stopping=rows is None or rows >= 500,
+        random_state=seed,
+    )
+
+
+def stacker() -> LogisticRegression:
+    """The default stacker over the parts' evidence (class weights are set at fit)."""
+    return LogisticRegression(C=1.0, max_iter=2000)
+
+
+def category_head() -> LogisticRegression:
+    """The default category head over TF-IDF and embedding features of controlled descriptions."""
+    return LogisticRegression(C=8.0, max_iter=3000, class_weight="balanced")
+
+
+def head_logit(head: Any, embeddings: np.ndarray) -> np.ndarray:
+    """The embedding head's log-odds: a linear head's margin, or an MLP's output before the sigmoid."""
+    if not hasattr(head, "coefs_"):
+        out: np.ndarray = head.decision_function(embeddings)
+        return out
+    z = np.asarray(embeddings, dtype=np.float64)
+    for i, (w, b) in enumerate(zip(head.coefs_, head.intercepts_, strict=True)):
+        z = z @ w + b
+        if i < len(head.coefs_) - 1:
+            z = np.maximum(z, 0.0)  # relu, MLPClassifier's default
+    return z.ravel()
 
 
 def monotone_fit(model: LogisticRegression, X: np.ndarray, y: np.ndarray, nonnegative: np.ndarray) -> None:
@@ -121,6 +159,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         controls: Any = None,
         watchlist: Any = None,
         gate_recall: float | None = 0.95,
+        thresholds: bool = True,
     ) -> None:
         self.parts = parts
         self.tfidf = tfidf
@@ -135,6 +174,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         self.controls = controls
         self.watchlist = watchlist
         self.gate_recall = gate_recall
+        self.thresholds = thresholds
 
     # ----- construction ------------------------------------------------------------------------
 
@@ -147,22 +187,14 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         if ("retrieval" in self.parts) and self.controls is None:
             raise ValueError("the retrieval part needs controls=ControlList")
         self.tfidf_ = clone(self.tfidf) if self.tfidf is not None else build_tfidf()
-        self.embedding_head_ = (
-            clone(self.embedding_head)
-            if self.embedding_head is not None
-            else LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000)
-        )
+        self.embedding_head_ = clone(self.embedding_head) if self.embedding_head is not None else None
         self.retrieval_ = (
             clone(self.retrieval) if self.retrieval is not None else ProvisionIndex(controls=self.controls)
         )
         if self.retrieval_.controls is None:
             self.retrieval_.set_params(controls=self.controls)
-        self.stacker_ = clone(self.stacker) if self.stacker is not None else LogisticRegression(C=1.0, max_iter=2000)
-        self.category_head_ = (
-            clone(self.category_head)
-            if self.category_head is not None
-            else LogisticRegression(C=8.0, max_iter=3000, class_weight="balanced")
-        )
+        self.stacker_ = clone(self.stacker) if self.stacker is not None else stacker()
+        self.category_head_ = clone(self.category_head) if self.category_head is not None else category_head()
 
     @property
     def uses_embeddings(self) -> bool:
@@ -249,13 +281,24 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             columns.append(np.asarray(tfidf_logit).reshape(-1, 1))
         if "embedding" in self.parts:
             if embedding_logit is None:
-                embedding_logit = self.embedding_head_.decision_function(embeddings)
+                assert embeddings is not None, "the embedding part needs embeddings"
+                embedding_logit = head_logit(self.embedding_head_, embeddings)
             columns.append(np.asarray(embedding_logit).reshape(-1, 1))
         if "watchlist" in self.parts:
             columns.append(self._watch_features(hits if hits is not None else self._hits(texts, normalised)))
         if "retrieval" in self.parts:
-            columns.append(self.retrieval_.features(list(texts), embeddings))
+            top, codes = self.retrieval_.annex_top(list(texts), embeddings)
+            columns.append(top)
+            if self.thresholds:
+                checks = self._checks([n.text for n in normalised], codes)
+                columns.append(np.array([[c.failed_share, float(c.status == "met")] for c in checks]).reshape(-1, 2))
         return np.hstack(columns)
+
+    def _checks(self, texts: Sequence[str], codes: Sequence[str]) -> list[Check]:
+        """Each description's stated quantities against the numeric limits of one provision each."""
+        if getattr(self, "_thresholds", None) is None:
+            self._thresholds = Thresholds(self.controls)
+        return [self._thresholds.check(parse(text), code) for text, code in zip(texts, codes, strict=True)]
 
     def _monotone(self) -> np.ndarray:
         """Stacker columns that may only raise the score: each part's own evidence, never held against it.
@@ -271,6 +314,9 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             mask += [True, True, True]
         if "retrieval" in self.parts:
             mask += [True, False]
+            if self.thresholds:
+                # A quantity that rules the nearest provision out counts against; one that meets it, for.
+                mask += [False, True]
         return np.asarray(mask, dtype=bool)
 
     def _tfidf_matrix(self, texts: list[str]) -> Any:
@@ -343,13 +389,15 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
                 oof_tfidf = self.tfidf_.decision_function(all_texts)
         if "embedding" in self.parts:
             assert embeddings is not None
+            if self.embedding_head_ is None:
+                self.embedding_head_ = embedding_head(self.seed, len(texts))
             if stacked:
                 for train_idx, held_idx in GroupKFold(n_splits=self.folds).split(texts, labels, groups=group_list):
                     head = clone(self.embedding_head_).fit(embeddings[train_idx], labels[train_idx])
-                    oof_embed[held_idx] = head.decision_function(embeddings[held_idx])
+                    oof_embed[held_idx] = head_logit(head, embeddings[held_idx])
             self.embedding_head_.fit(embeddings, labels)
             if not stacked:
-                oof_embed = self.embedding_head_.decision_function(embeddings)
+                oof_embed = head_logit(self.embedding_head_, embeddings)
         if "retrieval" in self.parts:
             all_provisions = list(provisions)
             cited = [all_provisions[i] for i in keep]
@@ -484,6 +532,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             if wanted[i]:
                 result.hits = hits[i] if hits is not None else []
                 result.provisions = nearest.get(i, [])
+                result.checks = self._checks([norm.text] * len(result.provisions), [m.code for m in result.provisions])
                 result.tokens = self._tokens(text, norm)
             results.append(result)
         return results
@@ -524,5 +573,16 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
 def build(**params: Any) -> Flagger:
     """A flagger with the given parameters (``parts=("tfidf",)``, ``tfidf__clf__C=2``, ``target_recall=0.97``)."""
     flagger = Flagger()
+    # A nested parameter (``tfidf__clf__C``) needs the part it sets to exist: build the default first.
+    defaults: dict[str, Callable[[], Any]] = {
+        "tfidf": build_tfidf,
+        "embedding_head": embedding_head,
+        "retrieval": ProvisionIndex,
+        "stacker": stacker,
+        "category_head": category_head,
+    }
+    for name, make in defaults.items():
+        if params.get(name) is None and any(key.startswith(f"{name}__") for key in params):
+            params = {name: make(), **params}
     flagger.set_params(**params)
     return flagger

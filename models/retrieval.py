@@ -134,9 +134,14 @@ class ProvisionIndex(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def features(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         """The best and second-best similarity to Annex I text (exemplars excluded), per description."""
+        return self.annex_top(X, embeddings)[0]
+
+    def annex_top(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+        """The best and second-best similarity to Annex I text, and the code of the best, per description."""
         sims = self.similarities(X, embeddings, only=self.is_annex_)
-        top: np.ndarray = -np.sort(-sims, axis=1)[:, :2]
-        return top
+        order = np.argsort(-sims, axis=1)[:, :2]
+        top: np.ndarray = np.take_along_axis(sims, order, axis=1)
+        return top, [self.unique_codes_[j] for j in order[:, 0]]
 
     def predict_proba(self, X: Sequence[str], embeddings: np.ndarray | None = None) -> np.ndarray:
         proba: np.ndarray = self.head_.predict_proba(self.features(X, embeddings)[:, :1])

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from models.controllist import parse as parse_annex
@@ -27,7 +28,9 @@ from models.retrieval import ProvisionIndex
 from models.text import Normalise
 from models.watchlist import Substance, Watchlist
 
-FORMAT = 2
+FORMAT = 3
+# Format 2 (a linear embedding head, no threshold check) still loads and scores as it did.
+READABLE = (2, 3)
 MANIFEST = "MANIFEST.json"
 CONFIG = "flagger.json"
 
@@ -43,6 +46,30 @@ def _save_linear(path: Path, model: LogisticRegression, dtype: type = np.float64
         intercept=model.intercept_,
         classes=np.asarray(model.classes_).astype(str),
     )
+
+
+def _save_mlp(path: Path, model: MLPClassifier) -> None:
+    if model.activation != "relu" or model.out_activation_ != "logistic":
+        raise ValueError("only relu hidden layers with a logistic output are saved; others would score differently")
+    layers = {f"coef_{i}": w for i, w in enumerate(model.coefs_)}
+    layers |= {f"intercept_{i}": b for i, b in enumerate(model.intercepts_)}
+    np.savez(path, layers=np.array(len(model.coefs_)), classes=np.asarray(model.classes_).astype(str), **layers)
+
+
+def _load_head(path: Path) -> LogisticRegression | MLPClassifier:
+    """An embedding head: linear (format 2) or a relu MLP, rebuilt from its arrays."""
+    with np.load(path, allow_pickle=False) as arrays:
+        if "layers" not in arrays:
+            return _load_linear(path)
+        n = int(arrays["layers"])
+        coefs = [arrays[f"coef_{i}"].astype(np.float64) for i in range(n)]
+        intercepts = [arrays[f"intercept_{i}"].astype(np.float64) for i in range(n)]
+        model = MLPClassifier(hidden_layer_sizes=tuple(w.shape[1] for w in coefs[:-1]))
+        model.coefs_, model.intercepts_ = coefs, intercepts
+        model.n_layers_, model.n_outputs_, model.out_activation_ = n + 1, 1, "logistic"
+        model.classes_ = arrays["classes"].astype(int)
+        model.n_features_in_ = coefs[0].shape[0]
+    return model
 
 
 def _load_linear(path: Path) -> LogisticRegression:
@@ -105,6 +132,7 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
         "platt": list(flagger.platt_),
         "scale": flagger.scale_.tolist(),
         "gate": None if not np.isfinite(getattr(flagger, "gate_", -np.inf)) else float(flagger.gate_),
+        "thresholds": bool(flagger.thresholds),
         "params": {k: repr(v) for k, v in flagger.get_params(deep=False).items() if k not in ("controls", "watchlist")},
         "encoder": ENCODER_ID if flagger.uses_embeddings else None,
         "metadata": metadata or {},
@@ -115,7 +143,10 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
     if "tfidf" in parts:
         _save_tfidf(directory, flagger.tfidf_)
     if "embedding" in parts:
-        _save_linear(directory / "embedding_head.npz", flagger.embedding_head_)
+        if isinstance(flagger.embedding_head_, MLPClassifier):
+            _save_mlp(directory / "embedding_head.npz", flagger.embedding_head_)
+        else:
+            _save_linear(directory / "embedding_head.npz", flagger.embedding_head_)
     if getattr(flagger, "default_embedding_", None) is not None:
         np.save(directory / "default_embedding.npy", flagger.default_embedding_)
     if getattr(flagger, "reference_", None) is not None:
@@ -180,8 +211,8 @@ def load(directory: Path) -> Flagger:
     directory = Path(directory)
     verify(directory)
     config = json.loads((directory / CONFIG).read_text(encoding="utf-8"))
-    if config.get("format") != FORMAT:
-        raise IntegrityError(f"{directory}: model format {config.get('format')} is not {FORMAT}; retrain")
+    if config.get("format") not in READABLE:
+        raise IntegrityError(f"{directory}: model format {config.get('format')} is not one of {READABLE}; retrain")
     if config.get("encoder") not in (None, ENCODER_ID):
         raise IntegrityError(f"{directory}: trained with encoder {config['encoder']}, this install has {ENCODER_ID}")
     parts = tuple(config["parts"])
@@ -195,7 +226,13 @@ def load(directory: Path) -> Flagger:
                 for r in rows
             ]
         )
-    flagger = Flagger(parts=parts, controls=controls, watchlist=watchlist, target_recall=config["target_recall"])
+    flagger = Flagger(
+        parts=parts,
+        controls=controls,
+        watchlist=watchlist,
+        target_recall=config["target_recall"],
+        thresholds=bool(config.get("thresholds", False)),
+    )
     flagger.gate_ = -np.inf if config["gate"] is None else float(config["gate"])
     if (directory / "default_embedding.npy").is_file():
         flagger.default_embedding_ = np.load(directory / "default_embedding.npy", allow_pickle=False)
@@ -210,7 +247,7 @@ def load(directory: Path) -> Flagger:
     if "tfidf" in parts:
         flagger.tfidf_ = _load_tfidf(directory)
     if "embedding" in parts:
-        flagger.embedding_head_ = _load_linear(directory / "embedding_head.npz")
+        flagger.embedding_head_ = _load_head(directory / "embedding_head.npz")
     if "retrieval" in parts:
         meta = json.loads((directory / "retrieval.json").read_text(encoding="utf-8"))
         index = ProvisionIndex(controls=controls, **meta["params"])

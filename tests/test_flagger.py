@@ -130,3 +130,24 @@ def test_store_refuses_a_model_without_manifest(fitted: Flagger, tmp_path: Path,
     (model / "MANIFEST.json").unlink()
     with pytest.raises(store.IntegrityError, match=r"no MANIFEST\.json"):
         store.load(model)
+
+
+def test_flagger_explanation_checks_each_cited_provision(fitted: Flagger) -> None:
+    (result,) = fitted.score(["GLASS LINED REACTOR 20 L, JACKETED"], explain=True)
+    assert [c.code for c in result.checks] == [m.code for m in result.provisions]
+    assert {c.status for c in result.checks} <= {"met", "failed", "unknown"}
+    (plain,) = fitted.score(["GLASS LINED REACTOR 20 L, JACKETED"])
+    assert plain.checks == []
+
+
+def test_store_round_trips_a_linear_head_without_threshold_check(
+    splits: dict[str, pd.DataFrame], encoder: Encoder, tmp_path: Path, data_dir: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    params = {"folds": 2, "thresholds": False, "embedding_head": LogisticRegression(max_iter=1000)}
+    flagger = fit_candidate(PARTS, params, splits, {}, encoder, get_settings())
+    loaded = store.load(store.save(flagger, tmp_path / "model", annex=data_dir / ANNEX_FILE))
+    texts = [CONTROLLED, TWIN]
+    assert not loaded.thresholds
+    assert np.allclose(flagger.predict_proba(texts)[:, 1], loaded.predict_proba(texts)[:, 1], rtol=0, atol=1e-9)
