@@ -31,6 +31,8 @@ from models.tfidf import build as build_tfidf
 from models.watchlist import Hit
 
 PARTS = ("tfidf", "embedding", "watchlist", "retrieval")
+# Below this many training rows the embedding head is linear and the stacker leaves out the threshold check.
+SMALL = 2000
 
 
 @dataclass
@@ -80,15 +82,15 @@ def recall_threshold(y: np.ndarray, scores: np.ndarray, recall: float) -> float:
     return float(thresholds[ok.max()])
 
 
-def embedding_head(seed: int = 13, rows: int | None = None) -> MLPClassifier:
-    """The default embedding head: one hidden layer of 256, early stopping when there is data to hold out."""
-    return MLPClassifier(
-        hidden_layer_sizes=(256,),
-        alpha=1e-3,
-        max_iter=200,
-        early_stopping=rows is None or rows >= 500,
-        random_state=seed,
-    )
+def embedding_head(seed: int = 13, rows: int | None = None) -> MLPClassifier | LogisticRegression:
+    """The default embedding head: one hidden layer of 256 relu units with early stopping.
+
+    On fewer than ``SMALL`` rows a hidden layer only memorises them (and, stacked, drowns the other
+    parts' evidence), so a small training set gets a class-weighted logistic regression instead.
+    """
+    if rows is not None and rows < SMALL:
+        return LogisticRegression(C=4.0, class_weight="balanced", max_iter=3000)
+    return MLPClassifier(hidden_layer_sizes=(256,), alpha=1e-3, max_iter=200, early_stopping=True, random_state=seed)
 
 
 def stacker() -> LogisticRegression:
@@ -114,8 +116,8 @@ def head_logit(head: Any, embeddings: np.ndarray) -> np.ndarray:
     return z.ravel()
 
 
-def monotone_fit(model: LogisticRegression, X: np.ndarray, y: np.ndarray, nonnegative: np.ndarray) -> None:
-    """Refit ``model``'s coefficients with those in ``nonnegative`` bounded at zero (balanced, L2 as ``C``).
+def monotone_fit(model: LogisticRegression, X: np.ndarray, y: np.ndarray, signs: np.ndarray) -> None:
+    """Refit ``model``'s coefficients with the sign each of ``signs`` asks (+1 >= 0, -1 <= 0, 0 free; balanced, L2).
 
     On little data, correlated parts can take opposite signs; a part's evidence counted against it
     would also turn its explanation upside down, so the stacker is kept monotone in each part.
@@ -134,8 +136,11 @@ def monotone_fit(model: LogisticRegression, X: np.ndarray, y: np.ndarray, nonneg
         residual = weights * (p - y)
         return value, np.append(X.T @ residual + 2 * penalty * w, residual.sum())
 
-    start = np.append(np.clip(model.coef_[0], 0, None) * nonnegative + model.coef_[0] * ~nonnegative, 0.0)
-    bounds = [(0.0, None) if keep else (None, None) for keep in nonnegative] + [(None, None)]
+    signs = np.asarray(signs)
+    coef = model.coef_[0]
+    start = np.append(np.where(signs * coef < 0, 0.0, coef), 0.0)
+    allowed = {1: (0.0, None), -1: (None, 0.0), 0: (None, None)}
+    bounds = [allowed[int(sign)] for sign in signs] + [(None, None)]
     fitted = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
     model.coef_ = fitted.x[:-1].reshape(1, -1)
     model.intercept_ = fitted.x[-1:].copy()
@@ -158,7 +163,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         seed: int = 13,
         controls: Any = None,
         watchlist: Any = None,
-        gate_recall: float | None = 0.95,
+        gate_recall: float | None = 0.995,
         thresholds: bool = True,
     ) -> None:
         self.parts = parts
@@ -195,6 +200,11 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             self.retrieval_.set_params(controls=self.controls)
         self.stacker_ = clone(self.stacker) if self.stacker is not None else stacker()
         self.category_head_ = clone(self.category_head) if self.category_head is not None else category_head()
+
+    @property
+    def checks_quantities(self) -> bool:
+        """Whether the stacker weighs the threshold check (fitted with ``thresholds`` and enough rows)."""
+        return bool(getattr(self, "thresholds_", self.thresholds)) and "retrieval" in self.parts
 
     @property
     def uses_embeddings(self) -> bool:
@@ -289,7 +299,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         if "retrieval" in self.parts:
             top, codes = self.retrieval_.annex_top(list(texts), embeddings)
             columns.append(top)
-            if self.thresholds:
+            if self.checks_quantities:
                 checks = self._checks([n.text for n in normalised], codes)
                 columns.append(np.array([[c.failed_share, float(c.status == "met")] for c in checks]).reshape(-1, 2))
         return np.hstack(columns)
@@ -297,27 +307,27 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
     def _checks(self, texts: Sequence[str], codes: Sequence[str]) -> list[Check]:
         """Each description's stated quantities against the numeric limits of one provision each."""
         if getattr(self, "_thresholds", None) is None:
-            self._thresholds = Thresholds(self.controls)
-        return [self._thresholds.check(parse(text), code) for text, code in zip(texts, codes, strict=True)]
+            self._limits = Thresholds(self.controls)
+        return [self._limits.check(parse(text), code) for text, code in zip(texts, codes, strict=True)]
 
     def _monotone(self) -> np.ndarray:
-        """Stacker columns that may only raise the score: each part's own evidence, never held against it.
+        """The sign each stacker column must keep: +1 for each part's own evidence, never held against it;
+        -1 for a stated quantity that rules the nearest provision out; 0 free.
 
         (The second-best provision similarity stays free: a clear best match is what counts there.)
         """
-        mask: list[bool] = []
+        signs: list[int] = []
         if "tfidf" in self.parts:
-            mask.append(True)
+            signs.append(1)
         if "embedding" in self.parts:
-            mask.append(True)
+            signs.append(1)
         if "watchlist" in self.parts:
-            mask += [True, True, True]
+            signs += [1, 1, 1]
         if "retrieval" in self.parts:
-            mask += [True, False]
-            if self.thresholds:
-                # A quantity that rules the nearest provision out counts against; one that meets it, for.
-                mask += [False, True]
-        return np.asarray(mask, dtype=bool)
+            signs += [1, 0]
+            if self.checks_quantities:
+                signs += [-1, 1]
+        return np.asarray(signs, dtype=int)
 
     def _tfidf_matrix(self, texts: list[str]) -> Any:
         """The TF-IDF features of normalised texts: the union's vectorizers called directly (the union's
@@ -373,6 +383,8 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         if self.uses_embeddings and embeddings is None:
             embeddings = encoder(prepare(texts))
         normalised = [normalise(t) for t in texts]
+        # Two more stacker columns are two more ways to fit noise: a small training set goes without.
+        self.thresholds_ = bool(self.thresholds) and len(texts) >= SMALL
         oof_tfidf = np.zeros(len(all_texts))
         oof_embed = np.zeros(len(texts))
         # A lone part needs no stacking: its stacker is a monotone rescaling that Platt redoes on
@@ -416,8 +428,9 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         self.scale_ = features.std(axis=0) + 1e-9
         self.stacker_.set_params(class_weight="balanced")
         self.stacker_.fit(features / self.scale_, labels)
-        if (self.stacker_.coef_[0][self._monotone()] < 0).any():
-            monotone_fit(self.stacker_, features / self.scale_, labels, self._monotone())
+        signs = self._monotone()
+        if (self.stacker_.coef_[0] * signs < 0).any():
+            monotone_fit(self.stacker_, features / self.scale_, labels, signs)
         cats = np.asarray(categories)[keep]
         positive = labels == 1
         matrix = self._category_matrix(

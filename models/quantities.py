@@ -244,6 +244,27 @@ class Check:
     # The share of the ways under the provision that a stated quantity rules out.
     failed_share: float = 0.0
 
+    @property
+    def stated(self) -> list[str]:
+        """The limits concerned, as Annex I writes them, with what they measure ("volume > 0,1 m3")."""
+        out = []
+        for lim in self.limits:
+            out.append(f"{lim.dimension.replace('_', ' ')} {lim.op} {lim.text.removeprefix('between ')}")
+        return out
+
+    @property
+    def note(self) -> str:
+        """One sentence for an officer."""
+        if self.status == "met":
+            return f"the quantities stated meet the limits of {self.code}: {'; '.join(self.stated)}"
+        if self.status == "failed":
+            ways = "every way" if self.failed_share >= 1 else f"{self.failed_share:.0%} of the ways"
+            return (
+                f"no quantity stated meets {'; '.join(self.stated)}, which rules out {ways} under {self.code}; "
+                "check the figure on the declaration and the provision's other conditions"
+            )
+        return f"nothing stated to compare with the numeric limits of {self.code}"
+
 
 _ALL = re.compile(r"\b(?:all|both) of the following\b", re.IGNORECASE)
 MAX_PATHS = 32

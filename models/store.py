@@ -132,7 +132,7 @@ def save(flagger: Flagger, directory: Path, annex: Path, metadata: dict[str, Any
         "platt": list(flagger.platt_),
         "scale": flagger.scale_.tolist(),
         "gate": None if not np.isfinite(getattr(flagger, "gate_", -np.inf)) else float(flagger.gate_),
-        "thresholds": bool(flagger.thresholds),
+        "thresholds": flagger.checks_quantities,
         "params": {k: repr(v) for k, v in flagger.get_params(deep=False).items() if k not in ("controls", "watchlist")},
         "encoder": ENCODER_ID if flagger.uses_embeddings else None,
         "metadata": metadata or {},
@@ -233,6 +233,7 @@ def load(directory: Path) -> Flagger:
         target_recall=config["target_recall"],
         thresholds=bool(config.get("thresholds", False)),
     )
+    flagger.thresholds_ = flagger.thresholds
     flagger.gate_ = -np.inf if config["gate"] is None else float(config["gate"])
     if (directory / "default_embedding.npy").is_file():
         flagger.default_embedding_ = np.load(directory / "default_embedding.npy", allow_pickle=False)

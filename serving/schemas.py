@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraint
 MAX_ITEMS = 256
 MAX_DESCRIPTION = 2000
 
+# A character that is white space in no regex dialect: JSON Schema's (ECMA-262) \s leaves out NEL and
+# the information separators that Unicode and Python count, and counts the BOM that Unicode does not.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff\u180e]"
 ItemId = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[\w.:/#-]+$")]
 
 
@@ -20,7 +23,10 @@ class Item(BaseModel):
 
     id: ItemId | None = Field(default=None, description="echoed in the result; generated when absent")
     description: str = Field(
-        min_length=1, max_length=MAX_DESCRIPTION, pattern=r"\S", description="the goods description as declared"
+        min_length=1,
+        max_length=MAX_DESCRIPTION,
+        pattern=NOT_BLANK,
+        description="the goods description as declared (at least one character that is not white space)",
     )
     hs_code: str | None = Field(
         default=None, max_length=16, pattern=r"^[0-9][0-9 .\-]{3,14}[0-9]$", description="declared HS code"
@@ -45,6 +51,17 @@ class ModelInfo(BaseModel):
     sha256: str
 
 
+class Limits(BaseModel):
+    """What the quantities stated in the description say against the provision's numeric limits."""
+
+    status: Literal["met", "failed", "unknown"] = Field(
+        description="met: some way under the provision has its stated limits met; failed: a stated quantity rules "
+        "out every way; unknown: nothing stated to compare"
+    )
+    limits: list[str] = Field(description="the limits concerned, as Annex I writes them ('volume > 0,1 m3')")
+    note: str
+
+
 class Provision(BaseModel):
     """An Annex I provision the description resembles, quoted word for word."""
 
@@ -52,6 +69,7 @@ class Provision(BaseModel):
     regime: str
     text: str
     similarity: float
+    limits: Limits | None = None
 
 
 class Hit(BaseModel):

@@ -101,13 +101,21 @@ def to_schema(served: Served, result: Result, item: schemas.Item, item_id: str, 
         return out
     out.categories = {k: round(v, 6) for k, v in result.categories.items()}
     out.provisions = []
+    checks = {c.code: c for c in result.checks}
     for match in result.provisions:
         if match.code not in served.controls:
             continue
         provision = served.controls.get(match.code)
+        limits = checks.get(match.code)
         out.provisions.append(
             schemas.Provision(
-                code=provision.code, regime=provision.regime, text=provision.text, similarity=round(match.similarity, 4)
+                code=provision.code,
+                regime=provision.regime,
+                text=provision.text,
+                similarity=round(match.similarity, 4),
+                limits=None
+                if limits is None
+                else schemas.Limits(status=limits.status, limits=limits.stated, note=limits.note),
             )
         )
     out.hits = [

@@ -49,6 +49,6 @@ def admin() -> Iterator[str]:
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_schema_no_server_errors(case: schemathesis.Case, admin: str) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {admin}"})

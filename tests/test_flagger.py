@@ -151,3 +151,23 @@ def test_store_round_trips_a_linear_head_without_threshold_check(
     texts = [CONTROLLED, TWIN]
     assert not loaded.thresholds
     assert np.allclose(flagger.predict_proba(texts)[:, 1], loaded.predict_proba(texts)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_flagger_weighs_the_threshold_check_with_the_signs_it_asks(
+    splits: dict[str, pd.DataFrame], encoder: Encoder, tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tiny corpus is below the size at which the check enters the stacker; lower that size.
+    monkeypatch.setattr("models.flagger.SMALL", 10)
+    flagger = _fit(PARTS, splits, encoder)
+    assert flagger.checks_quantities
+    failed, met = flagger.stacker_.coef_[0][-2:]
+    assert failed <= 0 <= met
+    loaded = store.load(store.save(flagger, tmp_path / "model", annex=data_dir / ANNEX_FILE))
+    texts = ["GLASS LINED REACTOR 20 L", "GLASS LINED REACTOR 2000 L", "COTTON SOCKS"]
+    assert loaded.checks_quantities
+    assert np.allclose(flagger.predict_proba(texts)[:, 1], loaded.predict_proba(texts)[:, 1], rtol=0, atol=1e-9)
+
+
+def test_flagger_small_training_set_gets_a_linear_head_and_no_check(fitted: Flagger) -> None:
+    assert not fitted.checks_quantities
+    assert hasattr(fitted.embedding_head_, "coef_")

@@ -88,7 +88,8 @@ def test_score_contract_fields(api: Api, model_dir: Path, controls: ControlList)
     assert sum(result["categories"].values()) == pytest.approx(1.0, abs=1e-4)
     assert result["provisions"], "a flagged item cites provisions"
     for provision in result["provisions"]:
-        assert set(provision) == {"code", "regime", "text", "similarity"}
+        assert set(provision) == {"code", "regime", "text", "similarity", "limits"}
+        assert provision["limits"]["status"] in ("met", "failed", "unknown")
         assert provision["text"] == controls.get(provision["code"]).text
         assert provision["regime"] == controls.get(provision["code"]).regime
     hit = next(h for h in result["hits"] if h["cas"] == "111-48-8")
@@ -98,6 +99,15 @@ def test_score_contract_fields(api: Api, model_dir: Path, controls: ControlList)
     assert result["notes"] == []
     for token in result["tokens"]:
         assert PRECURSOR[token["start"] : token["end"]] == token["text"]
+
+
+def test_score_explains_a_quantity_against_the_provision_limits(api: Api) -> None:
+    body = api.score([{"description": "GLASS LINED REACTOR 20 L, JACKETED, FOR KILO LAB"}]).json()
+    checked = {p["code"]: p["limits"] for p in body["results"][0]["provisions"]}
+    assert "2B350.a" in checked, f"the reactor provision is cited (got {sorted(checked)})"
+    assert checked["2B350.a"]["status"] == "failed"
+    assert checked["2B350.a"]["limits"] == ["volume > 0,1 m3"]
+    assert all(limits["note"] for limits in checked.values())
 
 
 def test_score_generates_missing_ids(api: Api) -> None:
