@@ -15,8 +15,10 @@ import os
 import queue
 import threading
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -206,8 +208,33 @@ def load_encoder() -> EncoderPool:
     return EncoderPool(onnx_file, source / "tokenizer.json", sessions)
 
 
+_memo: ContextVar[Callable[[Sequence[str]], np.ndarray] | None] = ContextVar("encoder_memo", default=None)
+
+
+@contextmanager
+def memo(lookup: Callable[[Sequence[str]], np.ndarray]) -> Iterator[None]:
+    """Within the block, ``encode`` asks ``lookup`` (a cache keyed by text that calls ``compute`` on a miss).
+
+    Training evaluates every candidate on the same texts; an embedding depends on its text alone,
+    so each is computed once.
+    """
+    token = _memo.set(lookup)
+    try:
+        yield
+    finally:
+        _memo.reset(token)
+
+
 def encode(texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
     """Unit-length embeddings, float32, one row per text (``batch_size`` is kept for callers; texts run alone)."""
+    lookup = _memo.get()
+    if lookup is not None and len(texts):
+        return lookup(texts)
+    return compute(texts, batch_size, progress)
+
+
+def compute(texts: Sequence[str], batch_size: int = 64, progress: bool = False) -> np.ndarray:
+    """``encode`` without the memo: always runs the encoder."""
     del batch_size
     if not len(texts):
         return np.zeros((0, DIMENSIONS), dtype=np.float32)

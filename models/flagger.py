@@ -429,7 +429,13 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
         self.stacker_.set_params(class_weight="balanced")
         self.stacker_.fit(features / self.scale_, labels)
         signs = self._monotone()
-        if (self.stacker_.coef_[0] * signs < 0).any():
+        if stacked and len(texts) < SMALL:
+            # A few dozen out-of-fold scores cannot weigh the parts against each other (whichever is
+            # cleanest on them takes all the weight): each part's standardised evidence counts once,
+            # and Platt scaling on validation turns the sum into a probability.
+            self.stacker_.coef_ = np.where(signs > 0, 1.0, 0.0).reshape(1, -1)
+            self.stacker_.intercept_ = np.array([-float(np.median((features / self.scale_) @ self.stacker_.coef_[0]))])
+        elif (self.stacker_.coef_[0] * signs < 0).any():
             monotone_fit(self.stacker_, features / self.scale_, labels, signs)
         cats = np.asarray(categories)[keep]
         positive = labels == 1

@@ -251,7 +251,8 @@ def load(directory: Path) -> Flagger:
         flagger.embedding_head_ = _load_head(directory / "embedding_head.npz")
     if "retrieval" in parts:
         meta = json.loads((directory / "retrieval.json").read_text(encoding="utf-8"))
-        index = ProvisionIndex(controls=controls, **meta["params"])
+        # Models saved before exemplars were discounted cite as they did.
+        index = ProvisionIndex(controls=controls, **{"exemplar_margin": 0.0, **meta["params"]})
         with np.load(directory / "retrieval.npz", allow_pickle=False) as arrays:
             index.vectors_ = arrays["vectors"]
             index.is_annex_ = arrays["is_annex"]

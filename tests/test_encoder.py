@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -35,3 +37,17 @@ def test_encoder_batch_order_is_preserved() -> None:
     together = encoder.encode(texts)
     alone = np.vstack([encoder.encode([t]) for t in texts])
     assert np.allclose(together, alone, atol=1e-4)
+
+
+def test_encoder_memo_answers_encode_within_its_block() -> None:
+    calls: list[list[str]] = []
+
+    def lookup(texts: Sequence[str]) -> np.ndarray:
+        calls.append(list(texts))
+        return np.ones((len(texts), encoder.DIMENSIONS), dtype=np.float32)
+
+    with encoder.memo(lookup):
+        inside = encoder.encode(["reactor 2000 l"])
+    assert calls == [["reactor 2000 l"]] and inside.shape == (1, encoder.DIMENSIONS)
+    outside = encoder.encode(["reactor 2000 l"])
+    assert len(calls) == 1 and abs(float(np.linalg.norm(outside[0])) - 1.0) < 1e-3

@@ -168,6 +168,8 @@ def test_flagger_weighs_the_threshold_check_with_the_signs_it_asks(
     assert np.allclose(flagger.predict_proba(texts)[:, 1], loaded.predict_proba(texts)[:, 1], rtol=0, atol=1e-9)
 
 
-def test_flagger_small_training_set_gets_a_linear_head_and_no_check(fitted: Flagger) -> None:
+def test_flagger_small_training_set_gets_a_linear_head_no_check_and_equal_weights(fitted: Flagger) -> None:
     assert not fitted.checks_quantities
     assert hasattr(fitted.embedding_head_, "coef_")
+    # Each part's standardised evidence counts once; the free column (second-best provision) not at all.
+    assert fitted.stacker_.coef_[0].tolist() == [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.0]

@@ -145,7 +145,12 @@ def test_retrain_on_seizures_lifts_recall_on_held_out_seizures(ws: Workspace, co
 
 
 @pytest.mark.slow
-def test_retrain_poisoned_decisions_are_stopped_by_the_canary_gate(ws: Workspace) -> None:
+def test_retrain_poisoned_decisions_are_stopped_by_the_canary_gate(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Train as on a full corpus: the stacker learns the parts' weights from the (poisoned) labels
+    # (on a tiny set it would count each part's evidence once, label-free parts included).
+    monkeypatch.setattr("models.flagger.SMALL", 10)
     champion = registry.by_alias(ws.settings.model_name, registry.CHAMPION)
     assert champion is not None
     poisoned = pd.DataFrame(

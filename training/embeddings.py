@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.encoder import DIMENSIONS, ENCODER_ID, encode
+from models.encoder import DIMENSIONS, ENCODER_ID, compute
 
 
 class EmbeddingCache:
@@ -28,18 +28,27 @@ class EmbeddingCache:
     def _key(text: str) -> str:
         return hashlib.sha1(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of ``texts`` (already normalised), encoding only those not seen before."""
+    def __call__(self, texts: Sequence[str], save: bool = True) -> np.ndarray:
+        """Embeddings of ``texts`` (already normalised), encoding only those not seen before.
+
+        ``save=False`` keeps new ones in memory only (texts that will not come back, such as the
+        perturbed copies of robustness checks).
+        """
         keys = [self._key(t) for t in texts]
         missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in self._index}.items())
         if missing:
-            fresh = encode([t for _, t in missing], batch_size=self.batch_size, progress=len(missing) > 2000)
+            fresh = compute([t for _, t in missing], batch_size=self.batch_size, progress=len(missing) > 2000)
             start = len(self._vectors)
             self._vectors = np.vstack([self._vectors, fresh]) if len(self._vectors) else fresh
             for offset, (k, _) in enumerate(missing):
                 self._index[k] = start + offset
-            self.save()
+            if save:
+                self.save()
         return self._vectors[[self._index[k] for k in keys]]
+
+    def lookup(self, texts: Sequence[str]) -> np.ndarray:
+        """A memo for ``models.encoder.memo``: known texts from the cache, new ones computed, not written."""
+        return self(texts, save=False)
 
     def save(self) -> None:
         """Write the cache (atomically)."""

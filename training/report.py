@@ -131,8 +131,10 @@ never trained on.
 ## Limits
 - Labels come from the control list as the lexicon reads it, not from officers' decisions or
   licensing outcomes; catch-all (end-use) controls are barely represented.
-- Thresholds in descriptions are learned from examples, not parsed: a value just across a
-  control threshold may be scored like its neighbour.
+- Numeric thresholds are checked only against the nearest Annex I provision, and only for the
+  quantities and comparisons the parser reads (units in SI, "greater than", "or more"...); the
+  nearest provision is the right entry for about two thirds of unseen goods, so a value just
+  across a threshold may still be scored like its neighbour.
 - Languages other than English appear only where the lexicon gives translations.
 - Scores are calibrated on the validation split, whose base rate (about half positive) is far
   above real traffic; at real prevalence most flags will be false positives.

@@ -19,6 +19,7 @@ from rich.progress import Progress
 from models import registry, store
 from models.controllist import ANNEX_FILE
 from models.controllist import load as load_controllist
+from models.encoder import memo
 from models.flagger import PARTS, Flagger, build
 from models.settings import PROJECT_DIR, Settings
 from models.text import prepare
@@ -149,7 +150,7 @@ def run(
     registry.configure(settings.tracking)
     commit = git_commit()
     outcomes: list[Outcome] = []
-    with Progress(console=console) as progress:
+    with Progress(console=console) as progress, memo(cache.lookup):
         task = progress.add_task("training candidates", total=len(names))
         for name in names:
             started = time.perf_counter()
