@@ -133,8 +133,8 @@ never trained on.
   licensing outcomes; catch-all (end-use) controls are barely represented.
 - Numeric thresholds are checked only against the nearest Annex I provision, and only for the
   quantities and comparisons the parser reads (units in SI, "greater than", "or more"...); the
-  nearest provision is the right entry for about two thirds of unseen goods, so a value just
-  across a threshold may still be scored like its neighbour.
+  nearest provision is the right entry for 60 to 66 % of unseen goods (test, validation), so a
+  value just across a threshold may still be scored like its neighbour.
 - Languages other than English appear only where the lexicon gives translations.
 - Scores are calibrated on the validation split, whose base rate (about half positive) is far
   above real traffic; at real prevalence most flags will be false positives.
