@@ -23,7 +23,7 @@ from sklearn.neural_network import MLPClassifier
 
 from models.encoder import encode
 from models.normalise import Normalised, normalise
-from models.quantities import Check, Thresholds, parse
+from models.quantities import Check, Thresholds, checks, parse
 from models.retrieval import Match, ProvisionIndex
 from models.text import prepare
 from models.tfidf import WORD, Token, attribute
@@ -300,15 +300,16 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             top, codes = self.retrieval_.annex_top(list(texts), embeddings)
             columns.append(top)
             if self.checks_quantities:
-                checks = self._checks([n.text for n in normalised], codes)
-                columns.append(np.array([[c.failed_share, float(c.status == "met")] for c in checks]).reshape(-1, 2))
+                index = self._limit_index()
+                nearest = [index.check(parse(n.text), code) for n, code in zip(normalised, codes, strict=True)]
+                columns.append(np.array([[c.failed_share, float(c.status == "met")] for c in nearest]).reshape(-1, 2))
         return np.hstack(columns)
 
-    def _checks(self, texts: Sequence[str], codes: Sequence[str]) -> list[Check]:
-        """Each description's stated quantities against the numeric limits of one provision each."""
-        if getattr(self, "_thresholds", None) is None:
+    def _limit_index(self) -> Thresholds:
+        """Annex I's numeric limits, read once per model from ``controls`` (derived, so never saved)."""
+        if getattr(self, "_limits", None) is None:
             self._limits = Thresholds(self.controls)
-        return [self._limits.check(parse(text), code) for text, code in zip(texts, codes, strict=True)]
+        return self._limits
 
     def _monotone(self) -> np.ndarray:
         """The sign each stacker column must keep: +1 for each part's own evidence, never held against it;
@@ -551,7 +552,7 @@ class Flagger(BaseEstimator):  # type: ignore[misc]
             if wanted[i]:
                 result.hits = hits[i] if hits is not None else []
                 result.provisions = nearest.get(i, [])
-                result.checks = self._checks([norm.text] * len(result.provisions), [m.code for m in result.provisions])
+                result.checks = checks(self._limit_index(), norm.text, [m.code for m in result.provisions])
                 result.tokens = self._tokens(text, norm)
             results.append(result)
         return results

@@ -63,7 +63,7 @@ MILLI = {"mW": ("power", 1e-3), "mV": ("voltage", 1e-3), "mA": ("current", 1e-3)
          "mGy": ("dose", 1e-3), "MA": ("current", 1e6)}  # fmt: skip
 # Spellings normalised before lookup.
 _SPELLING = str.maketrans({"µ": "u", "μ": "u", "³": "3", "²": "2", "−": "-", "–": "-"})
-_UNIT_ALT = "|".join(re.escape(u).replace(r"\ ", r"\s?") for u in sorted({*UNITS, "°c", "m3"}, key=len, reverse=True))
+_UNIT_ALT = "|".join(re.escape(u).replace(r"\ ", r"\s?") for u in sorted(UNITS, key=len, reverse=True))
 _NUMBER = r"\d+(?:[.,]\d+)*"
 _QUANTITY = re.compile(
     rf"(?<![\w.,])(?P<num>{_NUMBER})(?:\s*[x×]\s*10(?P<exp>[0-9−-]{{1,3}})(?!\d))?"
@@ -211,6 +211,7 @@ def limits(text: str) -> list[Limit]:
     quantities = parse(text, annex=True)
     out: list[Limit] = []
     clean = text.translate(_SPELLING)
+    opened = False  # the last limit read was "between X", so "and Y" closes the range
     for i, q in enumerate(quantities):
         before = clean[max(0, q.start - 40) : q.start]
         if i and quantities[i - 1].end > q.start - 40:
@@ -219,14 +220,15 @@ def limits(text: str) -> list[Limit]:
         op: Op | None = next((o for pattern, o in _BEFORE if pattern.search(before)), None)
         if op is None:
             op = next((o for pattern, o in _AFTER if pattern.search(after[:45])), None)
-        if op is None and re.search(r"\bbetween\s*$", before, re.IGNORECASE) and i + 1 < len(quantities):
+        between = re.search(r"\bbetween\s*$", before, re.IGNORECASE) is not None
+        if op is None and between and i + 1 < len(quantities):
             op = ">="
-        if op is None and i and re.search(r"^\s*and\s*$", before) and out and out[-1].text.startswith("between"):
+        if op is None and opened and re.search(r"^\s*and\s*$", before):
             op = "<="
         if op is None:
             continue
-        mark = "between " if re.search(r"\bbetween\s*$", before, re.IGNORECASE) else ""
-        out.append(Limit(q.dimension, op, q.value, mark + clean[q.start : q.end]))
+        out.append(Limit(q.dimension, op, q.value, clean[q.start : q.end]))
+        opened = between
     return out
 
 
@@ -247,10 +249,7 @@ class Check:
     @property
     def stated(self) -> list[str]:
         """The limits concerned, as Annex I writes them, with what they measure ("volume > 0,1 m3")."""
-        out = []
-        for lim in self.limits:
-            out.append(f"{lim.dimension.replace('_', ' ')} {lim.op} {lim.text.removeprefix('between ')}")
-        return out
+        return [f"{lim.dimension.replace('_', ' ')} {lim.op} {lim.text}" for lim in self.limits]
 
     @property
     def note(self) -> str:
